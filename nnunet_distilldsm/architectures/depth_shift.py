@@ -1,0 +1,140 @@
+"""Depth shift modules: let a 2D network exchange features between neighbouring slices.
+
+Both modules take the slices of a slab folded into the batch, shape (B*D, C, H, W), and
+view them as (B, D, C, H, W) to move features along D. Volumes never exchange anything:
+the shift is per volume and zero-filled at both ends of every stack (no wrap-around).
+
+The slab depth D is not in the tensor's shape, so the network that folds depth into the
+batch tells its modules with `set_slab_depth` before each forward pass.
+"""
+from typing import Type
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def shift_along_depth(x: torch.Tensor, depth: int, steps: int) -> torch.Tensor:
+    """Move each slice's features `steps` slices along depth (+1: slice i goes to i+1).
+
+    x is (B*D, C, H, W); vacated slices are zeros, features leaving the stack are dropped.
+    """
+    n, c, h, w = x.shape
+    v = x.view(n // depth, depth, c, h, w)
+    if steps > 0:
+        v = F.pad(v[:, :depth - steps], (0, 0, 0, 0, 0, 0, steps, 0))
+    else:
+        v = F.pad(v[:, -steps:], (0, 0, 0, 0, 0, 0, 0, -steps))
+    return v.reshape(n, c, h, w)
+
+
+class DepthShiftModule(nn.Module):
+    """Base of the modules: holds the slab depth of the current forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth = 1
+
+    def _check(self, x: torch.Tensor):
+        if x.shape[0] % self.depth:
+            raise ValueError(f"{type(self).__name__}: batch of {x.shape[0]} slices is not a whole number of "
+                             f"slabs of depth {self.depth}; fold (B, C, D, H, W) into (B*D, C, H, W) and call "
+                             f"set_slab_depth(network, D) first")
+
+
+class DistillDSM(DepthShiftModule):
+    """Distill DSM (paper section 3.3).
+
+    Of the last alpha*C channels of every slice, one 3x3 convolution distills R (alpha*C/2,
+    kept), F (alpha*C/4, sent to the next slice) and B (alpha*C/4, sent to the previous
+    slice). Output channels: [untouched (1-alpha)*C | R_i | F_(i-1) | B_(i+1)].
+
+    One convolution with alpha*C outputs has exactly the parameters of the paper's three
+    (its output channels are independent), and runs as one kernel instead of three.
+    """
+
+    def __init__(self, channels: int, alpha: float = 0.5, conv_op: Type[nn.Module] = nn.Conv2d,
+                 kernel_size: int = 3):
+        super().__init__()
+        if not 0 < alpha <= 1:
+            raise ValueError(f"DistillDSM: alpha must be in (0, 1], got {alpha}")
+        distilled = alpha * channels
+        if distilled != int(distilled) or int(distilled) % 4:
+            raise ValueError(
+                f"DistillDSM: alpha={alpha} of {channels} channels is {distilled:g} channels, which cannot be split "
+                f"into R (1/2), F (1/4) and B (1/4). Choose alpha so that alpha*channels is a multiple of 4 "
+                f"for every stage (e.g. alpha=0.5 with channel counts that are multiples of 8).")
+        self.channels = channels
+        self.distilled = int(distilled)
+        self.kept = channels - self.distilled
+        self.quarter = self.distilled // 4
+        self.distill = conv_op(self.distilled, self.distilled, kernel_size, padding=kernel_size // 2, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        untouched, part = x.split((self.kept, self.distilled), dim=1)
+        r, f, b = self.distill(part).split((2 * self.quarter, self.quarter, self.quarter), dim=1)
+        return torch.cat((untouched, r, shift_along_depth(f, self.depth, 1),
+                          shift_along_depth(b, self.depth, -1)), dim=1)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, distilled={self.distilled}"
+
+
+class ResidualDSM(DepthShiftModule):
+    """Residual DSM, the paper's baseline (TSM's residual shift, Lin et al. 2019): no parameters.
+
+    `shift_fraction` of the channels move one slice forward and as many one slice backward;
+    the shifted features are added to the unshifted input (identity path).
+    """
+
+    def __init__(self, channels: int, shift_fraction: float = 1 / 8):
+        super().__init__()
+        n = int(channels * shift_fraction)
+        if not 0 < shift_fraction <= 0.5 or n < 1:
+            raise ValueError(f"ResidualDSM: shift_fraction={shift_fraction} of {channels} channels shifts {n} "
+                             f"channels each way; choose a fraction in (0, 0.5] with at least one channel")
+        self.channels, self.n_shift = channels, n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        fwd, bwd, rest = x.split((self.n_shift, self.n_shift, self.channels - 2 * self.n_shift), dim=1)
+        shifted = torch.cat((shift_along_depth(fwd, self.depth, 1), shift_along_depth(bwd, self.depth, -1), rest), 1)
+        return x + shifted
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, shifted_each_way={self.n_shift}"
+
+
+DSM_KINDS = ("distill", "residual", "none")
+
+
+def make_dsm(kind: str, channels: int, alpha: float = 0.5, shift_fraction: float = 1 / 8,
+             conv_op: Type[nn.Module] = nn.Conv2d):
+    """The module of `kind` for a feature map of `channels`, or None for 'none'."""
+    if kind == "distill":
+        return DistillDSM(channels, alpha, conv_op)
+    if kind == "residual":
+        return ResidualDSM(channels, shift_fraction)
+    if kind == "none":
+        return None
+    raise ValueError(f"dsm must be one of {DSM_KINDS}, got {kind!r}")
+
+
+def set_slab_depth(network: nn.Module, depth: int) -> None:
+    """Tell every depth shift module in `network` how many slices each slab in the batch has."""
+    for m in network.modules():
+        if isinstance(m, DepthShiftModule):
+            m.depth = depth
+
+
+def fold_depth(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, D, H, W) -> (B*D, C, H, W): slices of a slab become consecutive batch entries."""
+    b, c, d, h, w = x.shape
+    return x.transpose(1, 2).reshape(b * d, c, h, w)
+
+
+def unfold_depth(y: torch.Tensor, depth: int) -> torch.Tensor:
+    """(B*D, K, h, w) -> (B, K, D, h, w)."""
+    n, k, h, w = y.shape
+    return y.view(n // depth, depth, k, h, w).transpose(1, 2)

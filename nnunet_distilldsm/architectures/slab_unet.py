@@ -1,0 +1,110 @@
+"""SlabUNet: nnU-Net's planned 2D U-Net run over slabs of consecutive slices, with depth shift modules.
+
+Built from plain kwargs that a plans file holds (see `DistillDSMTrainer`): the planned 2D
+network's own `arch_kwargs` plus `base_network_class_name`, `dsm`, `alpha`, `placement` and
+`shift_fraction`. Kernel sizes and strides may be written 3-D with a leading 1 ((1, s, s):
+depth is never pooled), which is what nnU-Net's deep-supervision scales need.
+"""
+import pydoc
+from typing import List, Tuple, Union
+
+import torch
+from dynamic_network_architectures.building_blocks.residual import BasicBlockD, BottleneckD
+from dynamic_network_architectures.building_blocks.simple_conv_blocks import ConvDropoutNormReLU, StackedConvBlocks
+from torch import nn
+
+from nnunet_distilldsm.architectures.depth_shift import DSM_KINDS, DepthShiftModule, fold_depth, make_dsm, \
+    unfold_depth
+
+PLACEMENTS = ("block", "conv")
+DEFAULT_BASE = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
+
+
+def in_plane(sizes, name: str):
+    """Per-stage kernel sizes or strides as 2-D; 3-D entries must not touch depth."""
+    out = []
+    for s in sizes:
+        s = [s, s] if isinstance(s, int) else list(s)
+        if len(s) == 3:
+            if s[0] != 1:
+                raise ValueError(f"SlabUNet: {name} {sizes} act along depth; slab networks convolve and pool "
+                                 f"in-plane only, so every entry must be (1, y, x) or (y, x)")
+            s = s[1:]
+        out.append(s)
+    return out
+
+
+def conv_units(block: nn.Module) -> List[Tuple[nn.Module, str]]:
+    """(parent, attribute) of each conv+norm+nonlin unit of a block, in order."""
+    if isinstance(block, StackedConvBlocks):
+        return [(block.convs, str(i)) for i in range(len(block.convs))]
+    if isinstance(block, BasicBlockD):
+        return [(block, "conv1"), (block, "conv2")]
+    if isinstance(block, BottleneckD):
+        return [(block, "conv1"), (block, "conv2"), (block, "conv3")]
+    return []
+
+
+class SlabUNet(nn.Module):
+    """(B, C, D, H, W) -> (B, K, D, H, W); under deep supervision a list, finest first.
+
+    Depth is folded into the batch once, so every conv, norm and pooling is the planned
+    2D network's own op; the depth shift modules alone see across slices. Parameter
+    names are those of the 2D network plus the modules', so 2D weights load with strict=False.
+
+    placement: 'block' puts one module after the first conv unit of every block except the
+    input block (the authors' released code); 'conv' puts one after every conv unit (the
+    paper's text).
+    """
+
+    def __init__(self, input_channels: int, num_classes: int,
+                 base_network_class_name: str = DEFAULT_BASE,
+                 dsm: str = "distill", alpha: float = 0.5, placement: str = "block",
+                 shift_fraction: float = 1 / 8, deep_supervision: bool = False, **unet_kwargs):
+        super().__init__()
+        if dsm not in DSM_KINDS:
+            raise ValueError(f"SlabUNet: dsm must be one of {DSM_KINDS}, got {dsm!r}")
+        if placement not in PLACEMENTS:
+            raise ValueError(f"SlabUNet: placement must be one of {PLACEMENTS}, got {placement!r}")
+        base_cls = pydoc.locate(base_network_class_name)
+        if base_cls is None:
+            raise ValueError(f"SlabUNet: base_network_class_name {base_network_class_name!r} cannot be imported")
+        for key in ("kernel_sizes", "strides"):
+            if key in unet_kwargs:
+                unet_kwargs[key] = in_plane(unet_kwargs[key], key)
+        conv_op = unet_kwargs.get("conv_op", nn.Conv2d)
+        if conv_op is not nn.Conv2d:
+            raise ValueError(f"SlabUNet: conv_op must be torch.nn.Conv2d (the planned 2d configuration), got {conv_op}")
+
+        unet = base_cls(input_channels=input_channels, num_classes=num_classes, deep_supervision=deep_supervision,
+                        **unet_kwargs)
+        self.encoder, self.decoder = unet.encoder, unet.decoder
+        self._initialize = type(unet).initialize
+        self.dsm_kind, self.placement = dsm, placement
+        stem = getattr(self.encoder, "stem", None)
+        input_block = stem if stem is not None else self.encoder.stages[0]
+        skip = set(input_block.modules()) if placement == "block" else set()
+        for block in list(self.modules()):
+            units = conv_units(block) if block not in skip else []
+            for parent, name in (units[:1] if placement == "block" else units):
+                unit = getattr(parent, name)
+                assert isinstance(unit, ConvDropoutNormReLU)
+                module = make_dsm(dsm, unit.conv.out_channels, alpha, shift_fraction)
+                if module is not None:
+                    unit.all_modules.append(module)
+        self._depth_modules = [m for m in self.modules() if isinstance(m, DepthShiftModule)]
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
+        if x.ndim != 5:
+            raise ValueError(f"SlabUNet expects (B, C, D, H, W), got shape {tuple(x.shape)}")
+        depth = x.shape[2]
+        for m in self._depth_modules:
+            m.depth = depth
+        out = self.decoder(self.encoder(fold_depth(x)))
+        if isinstance(out, (list, tuple)):
+            return [unfold_depth(o, depth) for o in out]
+        return unfold_depth(out, depth)
+
+    def initialize(self, module: nn.Module) -> None:
+        """nnU-Net's `network.apply(network.initialize)`: the base network's own init."""
+        self._initialize(module)

@@ -1,0 +1,54 @@
+"""`nnunet-distilldsm`: the plugin's helper commands."""
+import argparse
+import os
+import sys
+
+
+def trainer_dir() -> str:
+    """The folder to put in nnUNet_extTrainer: thin shims that import the installed trainers."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "trainer_shims")
+
+
+def paper_params() -> str:
+    """The paper's parameter counts next to those of PaperUNet, as a markdown table."""
+    from nnunet_distilldsm.architectures.paper_unet import PaperUNet
+    rows = [("2D U-Net", "none", 0.5, 4, 3, 1_082_211), ("Distill DSM, alpha 1/2", "distill", 0.5, 1, 2, 1_216_266),
+            ("Distill DSM, alpha 1/4", "distill", 0.25, 2, 2, 1_115_606),
+            ("Distill DSM, alpha 1", "distill", 1.0, 2, 2, 1_619_330)]
+    lines = ["| network | in | out | paper | ours | equal |", "|---|---|---|---|---|---|"]
+    for name, dsm, alpha, cin, cout, paper in rows:
+        ours = sum(p.numel() for p in PaperUNet(cin, cout, dsm, alpha).parameters())
+        lines.append(f"| {name} | {cin} | {cout} | {paper:,} | {ours:,} | {'yes' if ours == paper else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="nnunet-distilldsm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("trainer-dir", help="print the folder for: export nnUNet_extTrainer=$(nnunet-distilldsm trainer-dir)")
+    sub.add_parser("paper-params", help="print the paper's parameter counts next to ours")
+    demo = sub.add_parser("demo", help="build the synthetic dataset, plan, train, predict, evaluate: print Dice")
+    demo.add_argument("--workdir", default="demo_work")
+    demo.add_argument("--trainer", default="DistillDSMTrainer_demo")
+    demo.add_argument("--device", default="cpu")
+    sub.add_parser("network-speed", help="forward+backward time of slab networks against the 2D network",
+                   add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "network-speed":
+        from nnunet_distilldsm.benchmarks.network_speed import main as network_speed
+        network_speed(rest)
+        return 0
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "trainer-dir":
+        print(trainer_dir())
+    elif args.command == "paper-params":
+        print(paper_params())
+    elif args.command == "demo":
+        from nnunet_distilldsm.demo import run_demo
+        run_demo(args.workdir, args.trainer, args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""nnU-Net trainers that train the slab network on the planned 2d configuration."""
+from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer
+from nnunet_distilldsm.trainers.short_runs import (DistillDSMTrainer_demo, DistillDSMTrainer_tiny,
+                                                   ResidualDSMTrainer_demo, ResidualDSMTrainer_tiny,
+                                                   nnUNetTrainer_demo, nnUNetTrainer_tiny)
+from nnunet_distilldsm.trainers.variants import (DistillDSMTrainer_alpha025, DistillDSMTrainer_alpha1,
+                                                 DistillDSMTrainer_perConv, DistillDSMTrainer_slab4,
+                                                 DistillDSMTrainer_slab8, DistillDSMTrainer_slab16,
+                                                 ResidualDSMTrainer, SlabUNetTrainer)
+
+__all__ = [
+    "DistillDSMTrainer", "ResidualDSMTrainer", "SlabUNetTrainer", "DistillDSMTrainer_alpha025",
+    "DistillDSMTrainer_alpha1", "DistillDSMTrainer_perConv", "DistillDSMTrainer_slab4", "DistillDSMTrainer_slab8",
+    "DistillDSMTrainer_slab16", "DistillDSMTrainer_tiny", "DistillDSMTrainer_demo", "ResidualDSMTrainer_tiny",
+    "ResidualDSMTrainer_demo", "nnUNetTrainer_tiny", "nnUNetTrainer_demo",
+]

@@ -1,0 +1,45 @@
+"""DistillDSMTrainer: nnU-Net's trainer, fed slabs of consecutive 2d slices.
+
+Everything but the plan is nnU-Net's own: data loading, augmentation, loss, deep
+supervision, validation, checkpoints, DDP. The trainer rewrites the planned 2d
+configuration into a slab configuration (`make_slab_plans`) before nnU-Net reads it.
+"""
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_distilldsm.trainers.slab_plans import make_slab_plans
+
+
+class DistillDSMTrainer(nnUNetTrainer):
+    """Distill DSM on nnU-Net's planned 2d U-Net, alpha 1/2, one module per conv block."""
+
+    dsm: str = "distill"
+    alpha: float = 0.5
+    placement: str = "block"
+    shift_fraction: float = 1 / 8
+    slab_depth: Optional[int] = None  # None: whole median stack if it fits the 2d batch
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        plans = make_slab_plans(plans, configuration, self.dsm, self.alpha, self.placement, self.shift_fraction,
+                                self.slab_depth, world_size, type(self).__name__)
+        super().__init__(plans, configuration, fold, dataset_json, device)
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        """In-plane rotation, scaling and mirroring only, as nnU-Net 2d does, whatever the slab depth."""
+        depth, *in_plane = self.configuration_manager.patch_size
+        if max(in_plane) / min(in_plane) > 1.5:
+            rotation = (-15. / 360 * 2. * np.pi, 15. / 360 * 2. * np.pi)
+        else:
+            rotation = (-np.pi, np.pi)
+        initial_patch_size = [depth, *get_patch_size(in_plane, rotation, rotation, rotation, (0.85, 1.25))]
+        mirror_axes = (1, 2)
+        self.inference_allowed_mirroring_axes = mirror_axes
+        self.print_to_log_file(f"slab patch {self.configuration_manager.patch_size}, in-plane augmentation only")
+        return rotation, True, initial_patch_size, mirror_axes

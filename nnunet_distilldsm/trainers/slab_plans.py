@@ -1,0 +1,81 @@
+"""Turn nnU-Net's planned 2d configuration into a slab configuration.
+
+The result is written into the plans the trainer trains with, and nnU-Net saves those
+plans as the results folder's plans.json, so stock `nnUNetv2_predict -c 2d` runs the
+slab network over overlapping [D, H, W] slabs with no code of ours on the inference path
+except the network class.
+"""
+import copy
+from typing import Optional
+
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+
+SLAB_NETWORK = "nnunet_distilldsm.architectures.slab_unet.SlabUNet"
+
+
+class SlabPlanError(ValueError):
+    """A plan or dataset the slab trainers cannot train; the message says what to do instead."""
+
+
+def with_leading_one(sizes):
+    return [[1, *s] if len(s) == 2 else list(s) for s in sizes]
+
+
+def slab_depth_and_batch(median_depth: int, batch_2d: int, slab_depth: Optional[int] = None,
+                         min_batch: int = 1):
+    """(slab depth D, batch of slabs) with about the voxels of the planned 2D batch.
+
+    Default D: the whole median stack if it fits the 2D batch's slices, else the largest
+    D that does. At least `min_batch` slabs (DDP needs one per rank).
+    """
+    depth = slab_depth if slab_depth is not None else max(1, min(median_depth, batch_2d // max(min_batch, 1)))
+    batch = max(min_batch, round(batch_2d / depth))
+    return int(depth), int(batch)
+
+
+def make_slab_plans(plans: dict, configuration: str, dsm: str = "distill", alpha: float = 0.5,
+                    placement: str = "block", shift_fraction: float = 1 / 8, slab_depth: Optional[int] = None,
+                    world_size: int = 1, trainer_name: str = "DistillDSMTrainer") -> dict:
+    """A copy of `plans` whose `configuration` trains SlabUNet on [D, H, W] slabs of the 2d data."""
+    resolved = PlansManager(copy.deepcopy(plans)).get_configuration(configuration).configuration
+    arch = resolved["architecture"]
+    if arch["network_class_name"] == SLAB_NETWORK:
+        return plans  # already a slab plan (e.g. a results folder's plans.json)
+    if len(resolved["patch_size"]) != 2:
+        raise SlabPlanError(
+            f"{trainer_name} trains nnU-Net's 2d configuration, not {configuration!r} (patch "
+            f"{resolved['patch_size']}). Run: nnUNetv2_train DATASET 2d FOLD -tr {trainer_name}")
+    median_depth = int(round(plans["original_median_shape_after_transp"][0]))
+    if slab_depth is None and median_depth < 2:
+        raise SlabPlanError(
+            f"{trainer_name}: the dataset's images have a median of {median_depth} slice(s); Distill DSM needs "
+            f"volumes (several slices per case) to share features between slices. For true 2D images use "
+            f"the stock trainer: nnUNetv2_train DATASET 2d FOLD")
+    if slab_depth is not None and slab_depth < 1:
+        raise SlabPlanError(f"{trainer_name}: slab depth must be >= 1, got {slab_depth}")
+    kwargs = copy.deepcopy(arch["arch_kwargs"])
+    for stage, features in enumerate(kwargs["features_per_stage"]):
+        if dsm == "distill" and (alpha * features != int(alpha * features) or int(alpha * features) % 4):
+            raise SlabPlanError(
+                f"{trainer_name}: alpha={alpha} of stage {stage}'s {features} channels is {alpha * features:g}, "
+                f"not a multiple of 4 (R, F and B take 1/2, 1/4, 1/4 of them). Use alpha 0.25, 0.5 or 1 with "
+                f"nnU-Net's channel counts (multiples of 32)")
+    depth, batch = slab_depth_and_batch(median_depth, resolved["batch_size"], slab_depth, world_size)
+    kwargs.update(
+        kernel_sizes=with_leading_one(kwargs["kernel_sizes"]),
+        strides=with_leading_one(kwargs["strides"]),
+        base_network_class_name=arch["network_class_name"],
+        dsm=dsm, alpha=alpha, placement=placement, shift_fraction=shift_fraction,
+    )
+    resolved = copy.deepcopy(resolved)
+    resolved.pop("inherits_from", None)
+    resolved.update(
+        patch_size=[depth, *resolved["patch_size"]],
+        batch_size=batch,
+        architecture={"network_class_name": SLAB_NETWORK, "arch_kwargs": kwargs,
+                      "_kw_requires_import": list(arch["_kw_requires_import"])},
+    )
+    new_plans = copy.deepcopy(plans)
+    new_plans["configurations"][configuration] = resolved
+    return new_plans

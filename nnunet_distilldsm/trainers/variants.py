@@ -1,0 +1,38 @@
+"""Trainer variants, each one setting, named as nnU-Net names its variants."""
+from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer
+
+
+class ResidualDSMTrainer(DistillDSMTrainer):
+    """The paper's baseline: TSM's parameter-free residual shift (1/8 of channels each way)."""
+    dsm = "residual"
+
+
+class SlabUNetTrainer(DistillDSMTrainer):
+    """Ablation: the slab network without modules, i.e. nnU-Net's 2d U-Net fed slabs."""
+    dsm = "none"
+
+
+class DistillDSMTrainer_alpha025(DistillDSMTrainer):
+    alpha = 0.25
+
+
+class DistillDSMTrainer_alpha1(DistillDSMTrainer):
+    """The authors' released code: all channels distilled."""
+    alpha = 1.0
+
+
+class DistillDSMTrainer_perConv(DistillDSMTrainer):
+    """A module after every conv (the paper's text) instead of one per block."""
+    placement = "conv"
+
+
+class DistillDSMTrainer_slab4(DistillDSMTrainer):
+    slab_depth = 4
+
+
+class DistillDSMTrainer_slab8(DistillDSMTrainer):
+    slab_depth = 8
+
+
+class DistillDSMTrainer_slab16(DistillDSMTrainer):
+    slab_depth = 16

@@ -1,0 +1,38 @@
+"""Shared fixtures: a small synthetic dataset planned and preprocessed by nnU-Net's own commands."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+BIN = os.path.dirname(sys.executable)
+
+
+def run(cmd, env, timeout=900, check=True):
+    """Run an nnU-Net console command from this environment; return the completed process."""
+    proc = subprocess.run([os.path.join(BIN, cmd[0]), *cmd[1:]], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def nnunet_env(root):
+    env = dict(os.environ)
+    env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "pre"), nnUNet_results=str(root / "res"),
+               nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1", OMP_NUM_THREADS="2")
+    from nnunet_distilldsm.cli import trainer_dir
+    env["nnUNet_extTrainer"] = trainer_dir()
+    return env
+
+
+@pytest.fixture(scope="session")
+def planned(tmp_path_factory):
+    """(env, dataset id): Dataset901 written, planned (default and ResEnc M planners) and preprocessed."""
+    from nnunet_distilldsm.synthetic import write_dataset
+    root = tmp_path_factory.mktemp("nnunet")
+    env = nnunet_env(root)
+    write_dataset(env["nnUNet_raw"], 901, n_train=10, n_test=3, shape=(16, 40, 40))
+    run(["nnUNetv2_plan_and_preprocess", "-d", "901", "-c", "2d", "3d_fullres", "-np", "2"], env)
+    run(["nnUNetv2_plan_experiment", "-d", "901", "-pl", "nnUNetPlannerResEncM"], env)
+    return env, 901

@@ -1,0 +1,126 @@
+"""nnU-Net's own commands, for real, on the small synthetic dataset: train, predict, evaluate,
+ensemble with stock 3d_fullres, export and install, resume after SIGKILL."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import BIN, run
+
+DS = "Dataset901_DepthContext"
+
+
+def results(env, trainer, config="2d"):
+    return os.path.join(env["nnUNet_results"], DS, f"{trainer}__nnUNetPlans__{config}")
+
+
+def raw(env, sub):
+    return os.path.join(env["nnUNet_raw"], DS, sub)
+
+
+def predict(env, out, trainer, config="2d", extra=()):
+    run(["nnUNetv2_predict", "-i", raw(env, "imagesTs"), "-o", out, "-d", "901", "-c", config, "-tr", trainer,
+         "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1", *extra], env)
+
+
+@pytest.fixture(scope="module")
+def trained(planned, tmp_path_factory):
+    """DistillDSMTrainer_demo trained on fold 0 with --npz, and its predictions of the test cases."""
+    env, _ = planned
+    run(["nnUNetv2_train", "901", "2d", "0", "-tr", "DistillDSMTrainer_demo", "-device", "cpu", "--npz"], env)
+    out = str(tmp_path_factory.mktemp("pred_dsm"))
+    predict(env, out, "DistillDSMTrainer_demo", extra=["--save_probabilities"])
+    return env, out
+
+
+def test_results_plans_hold_the_slab_configuration(trained):
+    env, _ = trained
+    cfg = json.load(open(os.path.join(results(env, "DistillDSMTrainer_demo"), "plans.json")))["configurations"]["2d"]
+    arch = cfg["architecture"]
+    assert len(cfg["patch_size"]) == 3 and cfg["patch_size"][0] > 1
+    assert arch["network_class_name"] == "nnunet_distilldsm.architectures.slab_unet.SlabUNet"
+    assert all(s[0] == 1 for s in arch["arch_kwargs"]["strides"])
+    assert arch["arch_kwargs"]["dsm"] == "distill" and arch["arch_kwargs"]["alpha"] == 0.5
+    # the slab batch holds about as many slices as the planned 2d batch
+    planned_cfg = json.load(open(os.path.join(env["nnUNet_preprocessed"], DS, "nnUNetPlans.json")))["configurations"]["2d"]
+    assert abs(cfg["batch_size"] * cfg["patch_size"][0] - planned_cfg["batch_size"]) <= cfg["patch_size"][0] / 2
+
+
+def test_predictions_keep_geometry_and_pass_a_dice_floor(trained):
+    env, out = trained
+    cases = sorted(f for f in os.listdir(raw(env, "labelsTs")) if f.endswith(".nii.gz"))
+    fg_dice = []
+    for case in cases:
+        img = sitk.ReadImage(os.path.join(raw(env, "imagesTs"), case.replace(".nii.gz", "_0000.nii.gz")))
+        pred = sitk.ReadImage(os.path.join(out, case))
+        assert pred.GetSize() == img.GetSize()
+        assert np.allclose(pred.GetSpacing(), img.GetSpacing()) and np.allclose(pred.GetOrigin(), img.GetOrigin())
+        assert np.allclose(pred.GetDirection(), img.GetDirection())
+        p = sitk.GetArrayFromImage(pred) > 0
+        r = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(raw(env, "labelsTs"), case))) > 0
+        fg_dice.append(2 * (p & r).sum() / (p.sum() + r.sum()))
+        assert (sitk.GetArrayFromImage(pred) > 0).any(axis=(1, 2)).sum() > 1  # objects span several slices
+    run(["nnUNetv2_evaluate_folder", raw(env, "labelsTs"), out, "-djfile",
+         os.path.join(results(env, "DistillDSMTrainer_demo"), "dataset.json"),
+         "-pfile", os.path.join(results(env, "DistillDSMTrainer_demo"), "plans.json")], env)
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert min(fg_dice) >= 0.75  # objects vs background: easy after the demo budget
+    assert summary["foreground_mean"]["Dice"] >= 0.35  # balls vs cylinders: needs depth context
+
+
+def test_ensemble_with_stock_3d_fullres(trained, tmp_path):
+    env, out_dsm = trained
+    run(["nnUNetv2_train", "901", "3d_fullres", "0", "-tr", "nnUNetTrainer_tiny", "-device", "cpu", "--npz"], env)
+    out_3d, out_ens = str(tmp_path / "pred3d"), str(tmp_path / "ens")
+    predict(env, out_3d, "nnUNetTrainer_tiny", "3d_fullres", ["--save_probabilities"])
+    run(["nnUNetv2_ensemble", "-i", out_dsm, out_3d, "-o", out_ens, "-np", "1", "--save_npz"], env)
+    for case in sorted(f for f in os.listdir(out_dsm) if f.endswith(".npz")):
+        a, b = (np.load(os.path.join(d, case))["probabilities"] for d in (out_dsm, out_3d))
+        ens = np.load(os.path.join(out_ens, case))["probabilities"]
+        np.testing.assert_allclose(ens, (a + b) / 2, atol=1e-3)
+        seg = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(out_ens, case.replace(".npz", ".nii.gz"))))
+        assert seg.shape == a.shape[1:]
+
+
+def test_export_install_and_predict_from_the_installed_model(trained, tmp_path):
+    env, out_dsm = trained
+    zip_path = str(tmp_path / "model.zip")
+    run(["nnUNetv2_export_model_to_zip", "-d", "901", "-o", zip_path, "-c", "2d", "-tr", "DistillDSMTrainer_demo",
+         "-f", "0"], env)
+    env2 = dict(env, nnUNet_results=str(tmp_path / "installed"))
+    os.makedirs(env2["nnUNet_results"])
+    run(["nnUNetv2_install_pretrained_model_from_zip", zip_path], env2)
+    out = str(tmp_path / "pred_installed")
+    predict(env2, out, "DistillDSMTrainer_demo")
+    for case in sorted(f for f in os.listdir(out_dsm) if f.endswith(".nii.gz")):
+        a, b = (sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(d, case))) for d in (out_dsm, out))
+        assert np.array_equal(a, b)
+
+
+def test_sigkill_mid_training_then_continue(planned, tmp_path):
+    env, _ = planned
+    folder = os.path.join(results(env, "DistillDSMTrainer_tiny"), "fold_1")
+    cmd = [os.path.join(BIN, "nnUNetv2_train"), "901", "2d", "1", "-tr", "DistillDSMTrainer_tiny", "-device", "cpu"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    latest = os.path.join(folder, "checkpoint_latest.pth")
+    deadline = time.time() + 600
+    while not os.path.exists(latest) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # let it write, and get into the next epoch
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not os.path.exists(os.path.join(folder, "checkpoint_final.pth")), "finished before it could be killed"
+    run(cmd + ["--c"], env)
+    assert os.path.exists(os.path.join(folder, "checkpoint_final.pth"))
+    import torch
+    ckpt = torch.load(os.path.join(folder, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    assert ckpt["current_epoch"] == 2 and ckpt["trainer_name"] == "DistillDSMTrainer_tiny"
+    out = str(tmp_path / "pred")
+    run(["nnUNetv2_predict", "-i", raw(env, "imagesTs"), "-o", out, "-d", "901", "-c", "2d", "-tr",
+         "DistillDSMTrainer_tiny", "-f", "1", "-device", "cpu", "-npp", "1", "-nps", "1"], env)
+    assert len([f for f in os.listdir(out) if f.endswith(".nii.gz")]) == 3

@@ -1,0 +1,84 @@
+"""The slab network: dependence between slices, and conversion of real nnU-Net plans."""
+import json
+import os
+
+import pytest
+import torch
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+from nnunet_distilldsm.architectures import SlabUNet
+from nnunet_distilldsm.architectures.depth_shift import DepthShiftModule
+from nnunet_distilldsm.trainers.slab_plans import make_slab_plans
+from dependence import slices_reached
+
+SMALL = dict(n_stages=3, features_per_stage=[8, 16, 32], conv_op=torch.nn.Conv2d, kernel_sizes=[[1, 3, 3]] * 3,
+             strides=[[1, 1, 1], [1, 2, 2], [1, 2, 2]], n_conv_per_stage=[2, 2, 2], n_conv_per_stage_decoder=[2, 2],
+             conv_bias=True, norm_op=torch.nn.InstanceNorm2d, norm_op_kwargs={"eps": 1e-5, "affine": True},
+             nonlin=torch.nn.LeakyReLU, nonlin_kwargs={"inplace": True})
+
+
+def n_modules(net):
+    return sum(isinstance(m, DepthShiftModule) for m in net.modules())
+
+
+@pytest.mark.parametrize("dsm,placement,expected_modules", [
+    ("none", "block", 0), ("distill", "block", 4), ("residual", "block", 4), ("distill", "conv", 10)])
+def test_output_slice_depends_exactly_on_slices_within_reach(dsm, placement, expected_modules):
+    torch.manual_seed(0)
+    net = SlabUNet(1, 2, dsm=dsm, placement=placement, deep_supervision=True, **SMALL).double()
+    net.apply(net.initialize)
+    n = n_modules(net)
+    assert n == expected_modules  # block: encoder stages 1, 2 + two decoder stages; conv: every conv
+    depth = 2 * n + 3
+    x = torch.randn(2, 1, depth, 16, 16, dtype=torch.double)
+    for j in (0, depth // 2, depth - 1):
+        assert slices_reached(net, x, j, volume=1) == {(1, i) for i in range(depth) if abs(i - j) <= n}
+
+
+def test_shapes_deep_supervision_depth_never_pooled():
+    net = SlabUNet(2, 3, deep_supervision=True, **SMALL)
+    out = net(torch.randn(2, 2, 5, 32, 24))
+    assert [tuple(o.shape) for o in out] == [(2, 3, 5, 32, 24), (2, 3, 5, 16, 12)]
+    net.decoder.deep_supervision = False  # what nnU-Net's set_deep_supervision_enabled does
+    assert net(torch.randn(1, 2, 1, 32, 24)).shape == (1, 3, 1, 32, 24)
+
+
+def test_pooling_along_depth_is_refused():
+    kw = dict(SMALL, strides=[[1, 1, 1], [2, 2, 2], [1, 2, 2]])
+    with pytest.raises(ValueError, match="in-plane"):
+        SlabUNet(1, 2, **kw)
+
+
+def load_plans(env, plans_name):
+    return json.load(open(os.path.join(env["nnUNet_preprocessed"], "Dataset901_DepthContext", f"{plans_name}.json")))
+
+
+@pytest.mark.parametrize("plans_name", ["nnUNetPlans", "nnUNetResEncUNetMPlans"])
+@pytest.mark.parametrize("dsm", ["distill", "residual"])
+def test_converted_real_plan_adds_only_module_parameters(planned, plans_name, dsm):
+    env, _ = planned
+    plans = load_plans(env, plans_name)
+    plans2d = plans["configurations"]["2d"]["architecture"]
+    slab = make_slab_plans(plans, "2d", dsm=dsm)["configurations"]["2d"]
+    arch = slab["architecture"]
+    assert len(slab["patch_size"]) == 3 and all(s[0] == 1 for s in arch["arch_kwargs"]["strides"])
+    build = lambda a: get_network_from_plans(a["network_class_name"], a["arch_kwargs"], a["_kw_requires_import"],  # noqa
+                                             1, 3, deep_supervision=False)
+    net2d, net = build(plans2d), build(arch)
+    assert type(net2d).__name__ in arch["arch_kwargs"]["base_network_class_name"]
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa
+    module_params = sum(count(m) for m in net.modules() if isinstance(m, DepthShiftModule))
+    assert count(net) == count(net2d) + module_params
+    assert (module_params > 0) == (dsm == "distill")
+    # the 2D weights load by name: nothing of the 2D network is renamed
+    missing, unexpected = net.load_state_dict(net2d.state_dict(), strict=False)
+    assert not unexpected and all(".distill." in k for k in missing)
+    h, w = slab["patch_size"][1:]
+    with torch.no_grad():
+        assert net(torch.randn(1, 1, 1, h, w)).shape == (1, 3, 1, h, w)
+        # the same 2D weights and no modules: each slice is predicted as the 2D network predicts it
+        plain = build({**arch, "arch_kwargs": {**arch["arch_kwargs"], "dsm": "none"}})
+        plain.load_state_dict(net2d.state_dict())
+        net2d.eval(), plain.eval()
+        x = torch.randn(1, 1, 3, h, w)
+        torch.testing.assert_close(plain(x)[:, :, 1], net2d(x[:, :, 1]), rtol=1e-4, atol=1e-4)
