@@ -33,7 +33,13 @@ def main(argv=None) -> int:
     demo.add_argument("--device", default="cpu")
     sub.add_parser("network-speed", help="forward+backward time of slab networks against the 2D network",
                    add_help=False)
+    sub.add_parser("benchmark", help="Distill DSM against nnU-Net 2d and 3d_fullres: tables and a plot",
+                   add_help=False)
     args, rest = parser.parse_known_args(argv)
+    if args.command == "benchmark":
+        from nnunet_distilldsm.benchmarks.benchmark import main as benchmark
+        benchmark(rest)
+        return 0
     if args.command == "network-speed":
         from nnunet_distilldsm.benchmarks.network_speed import main as network_speed
         network_speed(rest)

@@ -1,0 +1,233 @@
+"""`nnunet-distilldsm benchmark`: Distill DSM against stock nnU-Net 2d and 3d_fullres, side by side.
+
+Trains (or reuses) four models with the same budget, predicts the same cases with nnU-Net's
+stock predictor in one process, and writes benchmarks/results/<dataset>.md, .csv and .png:
+parameters, FLOPs per voxel, inference and training time, peak training memory, Dice and
+HD95 per class (mean +- sd over cases and folds), with time ratios against nnU-Net 2d and 3d.
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from nnunet_distilldsm.benchmarks.metrics import dice, flops_per_voxel, hd95
+
+PROFILES = {  # name -> [(model name, trainer, configuration)]
+    "cpu-small": [("nnU-Net 2d", "nnUNetTrainer_demo", "2d"), ("nnU-Net 3d_fullres", "nnUNetTrainer_demo", "3d_fullres"),
+                  ("Residual DSM", "ResidualDSMTrainer_demo", "2d"), ("Distill DSM", "DistillDSMTrainer_demo", "2d")],
+    "full": [("nnU-Net 2d", "nnUNetTrainer", "2d"), ("nnU-Net 3d_fullres", "nnUNetTrainer", "3d_fullres"),
+             ("Residual DSM", "ResidualDSMTrainer", "2d"), ("Distill DSM", "DistillDSMTrainer", "2d")],
+    "tiny": [("nnU-Net 2d", "nnUNetTrainer_tiny", "2d"), ("Distill DSM", "DistillDSMTrainer_tiny", "2d")],
+}
+
+
+def say(msg: str):
+    print(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def nnunet(cmd: List[str]):
+    exe = os.path.join(os.path.dirname(sys.executable), cmd[0])
+    subprocess.run([exe if os.path.exists(exe) else cmd[0], *cmd[1:]], check=True)
+
+
+def dataset_folder(root: str, dataset: str) -> str:
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    return os.path.join(root, maybe_convert_to_dataset_name(dataset))
+
+
+def cases_to_predict(raw: str, preprocessed: str, fold: int):
+    """[(case id, image files, label file)]: imagesTs with labelsTs if present, else fold's validation cases."""
+    ending = json.load(open(os.path.join(raw, "dataset.json")))["file_ending"]
+    if os.path.isdir(os.path.join(raw, "labelsTs")):
+        ids = sorted(f[:-len(ending)] for f in os.listdir(os.path.join(raw, "labelsTs")) if f.endswith(ending))
+        img, lab = "imagesTs", "labelsTs"
+    else:
+        ids = sorted(json.load(open(os.path.join(preprocessed, "splits_final.json")))[fold]["val"])
+        img, lab = "imagesTr", "labelsTr"
+    return [(i, sorted(os.path.join(raw, img, f) for f in os.listdir(os.path.join(raw, img))
+                       if f.startswith(i + "_") and f.endswith(ending) and len(f) == len(i) + 5 + len(ending)),
+             os.path.join(raw, lab, i + ending)) for i in ids]
+
+
+def predict_timed(model_folder: str, fold: int, cases, out_dir: str, device: torch.device) -> float:
+    """Stock nnUNetPredictor over `cases`; seconds per input voxel, model loading excluded."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    predictor = nnUNetPredictor(device=device, verbose=False, verbose_preprocessing=False, allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(model_folder, (fold,), "checkpoint_final.pth")
+    os.makedirs(out_dir, exist_ok=True)
+    voxels = sum(np.prod(sitk.ReadImage(c[1][0]).GetSize()) for c in cases)
+    t = time.perf_counter()
+    predictor.predict_from_files([c[1] for c in cases], [os.path.join(out_dir, c[0]) for c in cases],
+                                 save_probabilities=False, overwrite=True, num_processes_preprocessing=1,
+                                 num_processes_segmentation_export=1)
+    return (time.perf_counter() - t) / voxels
+
+
+def network_cost(model_folder: str, fold: int) -> Dict[str, float]:
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+    plans = PlansManager(load_json(os.path.join(model_folder, "plans.json")))
+    dj = load_json(os.path.join(model_folder, "dataset.json"))
+    ckpt = torch.load(os.path.join(model_folder, f"fold_{fold}", "checkpoint_final.pth"), map_location="cpu",
+                      weights_only=False)
+    cfg = plans.get_configuration(ckpt["init_args"]["configuration"])
+    n_in = determine_num_input_channels(plans, cfg, dj)
+    net = recursive_find_trainer_class_by_name(ckpt["trainer_name"]).build_network_architecture(
+        plans, cfg, n_in, plans.get_label_manager(dj).num_segmentation_heads, enable_deep_supervision=False)
+    return {"params": sum(p.numel() for p in net.parameters()),
+            "flops_per_voxel": flops_per_voxel(net, (1, n_in, *cfg.patch_size))}
+
+
+def mean_sd(values: List[float]) -> str:
+    v = [x for x in values if not math.isnan(x)]
+    if not v:
+        return "nan"
+    return f"{statistics.mean(v):.3f} +- {statistics.stdev(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+
+
+def run_benchmark(dataset: str, folds: List[int], profile: str, device: str = "cpu", out_root: str = "benchmarks",
+                  train: bool = True) -> List[dict]:
+    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw, nnUNet_results
+    if not (nnUNet_raw and nnUNet_preprocessed and nnUNet_results):
+        raise SystemExit("benchmark: set nnUNet_raw, nnUNet_preprocessed and nnUNet_results (see nnU-Net's docs)")
+    raw, pre = dataset_folder(nnUNet_raw, dataset), dataset_folder(nnUNet_preprocessed, dataset)
+    name = os.path.basename(raw)
+    models = PROFILES[profile]
+    if not os.path.isfile(os.path.join(pre, "nnUNetPlans.json")) or not all(
+            os.path.isdir(os.path.join(pre, f"nnUNetPlans_{c}")) for c in {m[2] for m in models}):
+        say(f"{name}: plan and preprocess")
+        nnunet(["nnUNetv2_plan_and_preprocess", "-d", dataset, "-c", *sorted({m[2] for m in models}), "-np", "2"])
+    labels = {v: k for k, v in json.load(open(os.path.join(raw, "dataset.json")))["labels"].items()
+              if isinstance(v, int) and v > 0}
+    dev = torch.device(device)
+    rows = []
+    for model, trainer, config in models:
+        folder = os.path.join(nnUNet_results, name, f"{trainer}__nnUNetPlans__{config}")
+        per_case = {f"dice_{n}": [] for n in labels.values()} | {f"hd95_{n}": [] for n in labels.values()}
+        infer = []
+        for fold in folds:
+            if not os.path.isfile(os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth")):
+                if not train:
+                    raise SystemExit(f"benchmark: {folder} fold {fold} is not trained (drop --no-train)")
+                say(f"{model}: train fold {fold} ({trainer}, {config})")
+                nnunet(["nnUNetv2_train", dataset, config, str(fold), "-tr", trainer, "-device", device])
+            say(f"{model}: predict fold {fold}")
+            cases = cases_to_predict(raw, pre, fold)
+            pred_dir = os.path.join(out_root, "work", name, f"{trainer}__{config}", f"fold_{fold}")
+            infer.append(predict_timed(folder, fold, cases, pred_dir, dev))
+            ending = json.load(open(os.path.join(raw, "dataset.json")))["file_ending"]
+            for case, _, label_file in cases:
+                ref_img = sitk.ReadImage(label_file)
+                ref = sitk.GetArrayFromImage(ref_img)
+                pred = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(pred_dir, case + ending)))
+                for v, n in labels.items():
+                    per_case[f"dice_{n}"].append(dice(pred, ref, v))
+                    per_case[f"hd95_{n}"].append(hd95(pred, ref, v, ref_img.GetSpacing()[::-1]))
+        say(f"{model}: cost")
+        cost = network_cost(folder, folds[0])
+        step = json.loads(subprocess.run([sys.executable, "-m", "nnunet_distilldsm.benchmarks.train_step", folder],
+                                         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        n_cases = len(per_case[f"dice_{labels[min(labels)]}"])
+        case_dice = [np.nanmean([per_case[f"dice_{n}"][i] for n in labels.values()]) for i in range(n_cases)]
+        case_hd = [np.nanmean([per_case[f"hd95_{n}"][i] for n in labels.values()]) for i in range(n_cases)]
+        rows.append({"model": model, "trainer": trainer, "configuration": config, **cost,
+                     "infer_s_per_voxel": statistics.mean(infer), **step,
+                     "dice_mean": mean_sd(case_dice), **{k: mean_sd(v) for k, v in per_case.items() if k.startswith("dice")},
+                     "hd95_mean": mean_sd(case_hd), **{k: mean_sd(v) for k, v in per_case.items() if k.startswith("hd95")},
+                     "_dice": statistics.mean(case_dice), "_per_class": {n: np.nanmean(per_case[f"dice_{n}"]) for n in labels.values()}})
+        say(f"{model}: Dice {rows[-1]['dice_mean']}, {rows[-1]['infer_s_per_voxel']:.2e} s/voxel inference")
+    write_results(rows, name, out_root, profile, folds)
+    return rows
+
+
+def ratio(rows, row, key, ref_model):
+    ref = next((r for r in rows if r["model"] == ref_model), None)
+    return f"{row[key] / ref[key]:.2f}" if ref else "n/a"
+
+
+def write_results(rows: List[dict], name: str, out_root: str, profile: str, folds: List[int]):
+    out = os.path.join(out_root, "results")
+    os.makedirs(out, exist_ok=True)
+    for r in rows:
+        for key in ("infer_s_per_voxel", "train_s_per_iter"):
+            r[f"{key}_vs_2d"] = ratio(rows, r, key, "nnU-Net 2d")
+            r[f"{key}_vs_3d"] = ratio(rows, r, key, "nnU-Net 3d_fullres")
+    cols = ["model", "params", "flops_per_voxel", "infer_s_per_voxel", "train_s_per_iter", "peak_train_mem_mb",
+            "dice_mean"] + sorted(k for k in rows[0] if k.startswith("dice_") and k != "dice_mean") + ["hd95_mean"] + \
+        sorted(k for k in rows[0] if k.startswith("hd95_") and k != "hd95_mean") + \
+        ["infer_s_per_voxel_vs_2d", "infer_s_per_voxel_vs_3d", "train_s_per_iter_vs_2d", "train_s_per_iter_vs_3d",
+         "trainer", "configuration", "batch", "patch"]
+    fmt = lambda v: f"{v:.3e}" if isinstance(v, float) and (abs(v) < 1e-2 or abs(v) > 1e5) else (  # noqa: E731
+        f"{v:.3f}" if isinstance(v, float) else str(v))
+    with open(os.path.join(out, f"{name}.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        w.writerows([[r[c] for c in cols] for r in rows])
+    with open(os.path.join(out, f"{name}.md"), "w") as f:
+        f.write(f"# {name}: profile {profile}, folds {folds}, {torch.get_num_threads()} threads\n\n")
+        f.write("Written by `nnunet-distilldsm benchmark`. Dice/HD95: mean +- sd over cases; times per voxel "
+                "through nnU-Net's stock predictor, training step from plans.json's batch and patch.\n\n")
+        f.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
+        for r in rows:
+            f.write("| " + " | ".join(fmt(r[c]) for c in cols) + " |\n")
+    plot(rows, os.path.join(out, f"{name}.png"), name)
+    say(f"wrote {out}/{name}.md, .csv, .png")
+
+
+def plot(rows: List[dict], path: str, title: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for r in rows:
+        a.scatter(r["infer_s_per_voxel"] * 1e6, r["_dice"], s=60)
+        a.annotate(r["model"], (r["infer_s_per_voxel"] * 1e6, r["_dice"]), textcoords="offset points", xytext=(5, 5))
+    a.set_xlabel("inference time per voxel (us, stock predictor)")
+    a.set_ylabel("mean Dice")
+    a.set_title("accuracy against cost")
+    classes = list(rows[0]["_per_class"])
+    width = 0.8 / len(rows)
+    for i, r in enumerate(rows):
+        b.bar(np.arange(len(classes)) + i * width, [r["_per_class"][c] for c in classes], width, label=r["model"])
+    b.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes)
+    b.set_ylabel("Dice")
+    b.set_ylim(0, 1.25)
+    b.set_title("Dice per class")
+    b.legend(fontsize=8, loc="upper left", ncol=2)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="nnunet-distilldsm benchmark", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-d", "--dataset", required=True,
+                   help="dataset id or name; 'synthetic' writes the embedded depth-context dataset (901) if missing")
+    p.add_argument("-f", "--folds", type=int, nargs="+", default=[0])
+    p.add_argument("--profile", choices=sorted(PROFILES), default="cpu-small")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("-o", "--out", default="benchmarks", help="writes <out>/results/<dataset>.md, .csv, .png")
+    p.add_argument("--no-train", action="store_true", help="only use models that are already trained")
+    a = p.parse_args(argv)
+    dataset = a.dataset
+    if dataset == "synthetic":
+        from nnunetv2.paths import nnUNet_raw
+        from nnunet_distilldsm.synthetic import write_dataset
+        dataset = "901"
+        if nnUNet_raw and not os.path.isdir(os.path.join(nnUNet_raw, "Dataset901_DepthContext")):
+            write_dataset(nnUNet_raw, 901)
+    run_benchmark(dataset, a.folds, a.profile, a.device, a.out, not a.no_train)
