@@ -23,8 +23,9 @@ import torch
 from nnunet_distilldsm.benchmarks.metrics import dice, flops_per_voxel, hd95
 
 PROFILES = {  # name -> [(model name, trainer, configuration)]
-    "cpu-small": [("nnU-Net 2d", "nnUNetTrainer_demo", "2d"), ("nnU-Net 3d_fullres", "nnUNetTrainer_demo", "3d_fullres"),
-                  ("Residual DSM", "ResidualDSMTrainer_demo", "2d"), ("Distill DSM", "DistillDSMTrainer_demo", "2d")],
+    "cpu-small": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d"),
+                  ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres"),
+                  ("Residual DSM", "ResidualDSMTrainer_bench", "2d"), ("Distill DSM", "DistillDSMTrainer_bench", "2d")],
     "full": [("nnU-Net 2d", "nnUNetTrainer", "2d"), ("nnU-Net 3d_fullres", "nnUNetTrainer", "3d_fullres"),
              ("Residual DSM", "ResidualDSMTrainer", "2d"), ("Distill DSM", "DistillDSMTrainer", "2d")],
     "tiny": [("nnU-Net 2d", "nnUNetTrainer_tiny", "2d"), ("Distill DSM", "DistillDSMTrainer_tiny", "2d")],

@@ -51,8 +51,9 @@ def step_seconds(net, x, slab: bool) -> float:
 
 
 def measure(arch_2d: dict = None, patch=(128, 128), depth: int = 8, batch: int = 1, in_ch: int = 1,
-            classes: int = 3, rounds: int = 7, variants: Dict[str, dict] = None) -> Dict[str, dict]:
-    """Median seconds per voxel of each network and its ratio to the 2D network."""
+            classes: int = 3, rounds: int = 7, variants: Dict[str, dict] = None,
+            reduce=statistics.median) -> Dict[str, dict]:
+    """Seconds per voxel of each network (median over rounds, or `reduce`) and its ratio to the 2D network."""
     arch_2d = arch_2d or DEFAULT_2D
     variants = variants or {"distill, per block": dict(dsm="distill", placement="block"),
                             "distill, per conv": dict(dsm="distill", placement="conv"),
@@ -72,8 +73,8 @@ def measure(arch_2d: dict = None, patch=(128, 128), depth: int = 8, batch: int =
             if r:  # round 0 warms up
                 times[name].append(s)
     voxels = x[:, 0].numel()
-    base = statistics.median(times["2d"])
-    return {k: {"s_per_voxel": statistics.median(v) / voxels, "ratio_to_2d": statistics.median(v) / base,
+    base = reduce(times["2d"])
+    return {k: {"s_per_voxel": reduce(v) / voxels, "ratio_to_2d": reduce(v) / base,
                 "params": sum(p.numel() for p in nets[k][0].parameters())} for k, v in times.items()}
 
 

@@ -1,7 +1,7 @@
 """Short training runs of each trainer, for tests, the demo and CPU benchmarks.
 
-`_tiny`: 2 epochs of 4 iterations (tests). `_demo`: 10 epochs of 25 iterations (README demo,
-cpu-small benchmark). Stock nnUNetTrainer gets the same budgets, so comparisons are fair.
+`_tiny`: 2 epochs of 4 iterations (tests). `_demo`: 10 epochs of 25 iterations (README demo).
+`_bench`: 25 epochs of 25 iterations (the cpu-small benchmark). Stock nnUNetTrainer gets the same budgets, so comparisons are fair.
 Short runs save checkpoint_latest after every epoch, so `--c` resumes any interrupted run.
 """
 import torch
@@ -10,7 +10,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer
 from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer
 
-BUDGETS = {"tiny": (2, 4, 2), "demo": (10, 25, 5)}  # epochs, iterations per epoch, validation iterations
+BUDGETS = {"tiny": (2, 4, 2), "demo": (10, 25, 5), "bench": (25, 25, 5)}  # epochs, iterations per epoch, validation iterations
 
 
 def shortened(base: type, budget: str) -> type:
@@ -36,3 +36,6 @@ DistillDSMTrainer_tiny = shortened(DistillDSMTrainer, "tiny")
 DistillDSMTrainer_demo = shortened(DistillDSMTrainer, "demo")
 ResidualDSMTrainer_tiny = shortened(ResidualDSMTrainer, "tiny")
 ResidualDSMTrainer_demo = shortened(ResidualDSMTrainer, "demo")
+nnUNetTrainer_bench = shortened(nnUNetTrainer, "bench")
+DistillDSMTrainer_bench = shortened(DistillDSMTrainer, "bench")
+ResidualDSMTrainer_bench = shortened(ResidualDSMTrainer, "bench")
