@@ -16,3 +16,17 @@ def test_compiles_fullgraph_and_matches_eager():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     sum(o.sum() for o in compiled(torch.randn(2, 1, 5, 16, 16))).backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+def test_runs_under_autocast_bf16():
+    """nnU-Net trains under autocast on CUDA; on CPU, bf16 autocast exercises the same dtype paths."""
+    torch.manual_seed(0)
+    net = SlabUNet(1, 3, deep_supervision=True, **{**SMALL, "features_per_stage": [8, 16, 16]})
+    x = torch.randn(2, 1, 5, 16, 16)
+    ref = net(x)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x)
+    assert out[0].dtype == torch.bfloat16
+    sum(o.float().mean() for o in out).backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+    torch.testing.assert_close(out[0].float(), ref, rtol=0.1, atol=0.1)

@@ -97,6 +97,12 @@ class SlabUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         if x.ndim != 5:
             raise ValueError(f"SlabUNet expects (B, C, D, H, W), got shape {tuple(x.shape)}")
+        if not self.training and not torch.compiler.is_compiling() and not torch.isfinite(x).all():
+            # nnU-Net's z-score normalization spreads one bad voxel over the whole image, and the
+            # predictor would silently write an all-background segmentation
+            raise ValueError("SlabUNet: the input holds NaN or inf values. The image being predicted (nnU-Net "
+                             "prints 'Predicting CASE:' just before) has NaN or inf voxels. Replace them in the "
+                             "image file (e.g. numpy.nan_to_num) and predict again")
         depth = x.shape[2]
         for m in self._depth_modules:
             m.depth = depth

@@ -38,6 +38,12 @@ def make_slab_plans(plans: dict, configuration: str, dsm: str = "distill", alpha
                     placement: str = "block", shift_fraction: float = 1 / 8, slab_depth: Optional[int] = None,
                     world_size: int = 1, trainer_name: str = "DistillDSMTrainer") -> dict:
     """A copy of `plans` whose `configuration` trains SlabUNet on [D, H, W] slabs of the 2d data."""
+    available = list(plans.get("configurations", {}))
+    if configuration not in available:
+        raise SlabPlanError(
+            f"{trainer_name}: the plans have no {configuration!r} configuration (they have {available}). "
+            f"{trainer_name} trains nnU-Net's planned 2d configuration: run nnUNetv2_plan_and_preprocess "
+            f"-d DATASET -c 2d, then nnUNetv2_train DATASET 2d FOLD -tr {trainer_name}")
     resolved = PlansManager(copy.deepcopy(plans)).get_configuration(configuration).configuration
     arch = resolved["architecture"]
     if arch["network_class_name"] == SLAB_NETWORK:
