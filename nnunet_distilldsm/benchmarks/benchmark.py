@@ -21,6 +21,7 @@ import SimpleITK as sitk
 import torch
 
 from nnunet_distilldsm.benchmarks.metrics import dice, flops_per_voxel, hd95
+from nnunet_distilldsm.benchmarks.model_folder import network_from_model_folder
 
 PROFILES = {  # name -> [(model name, trainer, configuration)]
     "cpu-small": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d"),
@@ -75,18 +76,7 @@ def predict_timed(model_folder: str, fold: int, cases, out_dir: str, device: tor
 
 
 def network_cost(model_folder: str, fold: int) -> Dict[str, float]:
-    from batchgenerators.utilities.file_and_folder_operations import load_json
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-    plans = PlansManager(load_json(os.path.join(model_folder, "plans.json")))
-    dj = load_json(os.path.join(model_folder, "dataset.json"))
-    ckpt = torch.load(os.path.join(model_folder, f"fold_{fold}", "checkpoint_final.pth"), map_location="cpu",
-                      weights_only=False)
-    cfg = plans.get_configuration(ckpt["init_args"]["configuration"])
-    n_in = determine_num_input_channels(plans, cfg, dj)
-    net = recursive_find_trainer_class_by_name(ckpt["trainer_name"]).build_network_architecture(
-        plans, cfg, n_in, plans.get_label_manager(dj).num_segmentation_heads, enable_deep_supervision=False)
+    net, cfg, n_in = network_from_model_folder(model_folder, fold, deep_supervision=False)
     return {"params": sum(p.numel() for p in net.parameters()),
             "flops_per_voxel": flops_per_voxel(net, (1, n_in, *cfg.patch_size))}
 
@@ -138,7 +128,8 @@ def run_benchmark(dataset: str, folds: List[int], profile: str, device: str = "c
                     per_case[f"hd95_{n}"].append(hd95(pred, ref, v, ref_img.GetSpacing()[::-1]))
         say(f"{model}: cost")
         cost = network_cost(folder, folds[0])
-        step = json.loads(subprocess.run([sys.executable, "-m", "nnunet_distilldsm.benchmarks.train_step", folder],
+        step = json.loads(subprocess.run([sys.executable, "-m", "nnunet_distilldsm.benchmarks.train_step", folder,
+                                          "--fold", str(folds[0])],
                                          check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
         n_cases = len(per_case[f"dice_{labels[min(labels)]}"])
         case_dice = [np.nanmean([per_case[f"dice_{n}"][i] for n in labels.values()]) for i in range(n_cases)]

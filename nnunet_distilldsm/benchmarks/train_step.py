@@ -1,6 +1,6 @@
 """One model's training step cost, measured in a process of its own so peak memory is its own.
 
-    python -m nnunet_distilldsm.benchmarks.train_step MODEL_FOLDER [--steps 5]
+    python -m nnunet_distilldsm.benchmarks.train_step MODEL_FOLDER [--fold 0] [--steps 5]
 
 Builds the network and a batch exactly as the model folder's plans.json say (the trainer's
 batch size and patch), runs forward + deep-supervision loss + backward + SGD step, and prints
@@ -14,10 +14,8 @@ import statistics
 import time
 
 import torch
-from batchgenerators.utilities.file_and_folder_operations import load_json
-from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
-from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunet_distilldsm.benchmarks.model_folder import network_from_model_folder
 
 
 def rss_mb() -> float:
@@ -25,18 +23,10 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
-def measure(model_folder: str, steps: int = 5) -> dict:
-    plans = PlansManager(load_json(os.path.join(model_folder, "plans.json")))
-    dataset_json = load_json(os.path.join(model_folder, "dataset.json"))
-    fold = next(d for d in sorted(os.listdir(model_folder)) if d.startswith("fold_"))
-    ckpt = torch.load(os.path.join(model_folder, fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
-    cfg = plans.get_configuration(ckpt["init_args"]["configuration"])
-    trainer = recursive_find_trainer_class_by_name(ckpt["trainer_name"])
-    n_in = determine_num_input_channels(plans, cfg, dataset_json)
-    n_out = plans.get_label_manager(dataset_json).num_segmentation_heads
+def measure(model_folder: str, fold: int = 0, steps: int = 5) -> dict:
     torch.manual_seed(0)
     before = rss_mb()
-    net = trainer.build_network_architecture(plans, cfg, n_in, n_out, enable_deep_supervision=True)
+    net, cfg, n_in = network_from_model_folder(model_folder, fold, deep_supervision=True)
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.99, nesterov=True)
     x = torch.randn(cfg.batch_size, n_in, *cfg.patch_size)
     times = []
@@ -56,6 +46,7 @@ def measure(model_folder: str, steps: int = 5) -> dict:
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("model_folder")
+    p.add_argument("--fold", type=int, default=0)
     p.add_argument("--steps", type=int, default=5)
     a = p.parse_args()
-    print(json.dumps(measure(a.model_folder, a.steps)))
+    print(json.dumps(measure(a.model_folder, a.fold, a.steps)))
