@@ -183,16 +183,19 @@ def plot(rows: List[dict], path: str, title: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for r in rows:
-        a.scatter(r["infer_s_per_voxel"] * 1e6, r["_dice"], s=60)
-        a.annotate(r["model"], (r["infer_s_per_voxel"] * 1e6, r["_dice"]), textcoords="offset points", xytext=(5, 5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, r in enumerate(rows):
+        a.scatter(r["infer_s_per_voxel"] * 1e6, r["_dice"], s=70, color=colors[i % len(colors)], label=r["model"])
+    a.legend(fontsize=8, loc="lower right")
+    a.margins(0.15)
     a.set_xlabel("inference time per voxel (us, stock predictor)")
     a.set_ylabel("mean Dice")
     a.set_title("accuracy against cost")
     classes = list(rows[0]["_per_class"])
     width = 0.8 / len(rows)
     for i, r in enumerate(rows):
-        b.bar(np.arange(len(classes)) + i * width, [r["_per_class"][c] for c in classes], width, label=r["model"])
+        b.bar(np.arange(len(classes)) + i * width, [r["_per_class"][c] for c in classes], width, label=r["model"],
+              color=colors[i % len(colors)])
     b.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes)
     b.set_ylabel("Dice")
     b.set_ylim(0, 1.25)

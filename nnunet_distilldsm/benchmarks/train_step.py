@@ -4,9 +4,11 @@
 
 Builds the network and a batch exactly as the model folder's plans.json say (the trainer's
 batch size and patch), runs forward + deep-supervision loss + backward + SGD step, and prints
-JSON: median seconds per step and the peak resident memory added by the steps (MB).
+JSON: median seconds per step and the peak resident memory added by building the network
+and running the steps (MB, over the process's memory after imports).
 """
 import argparse
+import gc
 import json
 import os
 import resource
@@ -14,6 +16,7 @@ import statistics
 import time
 
 import torch
+from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
 from nnunet_distilldsm.benchmarks.model_folder import network_from_model_folder
 
@@ -24,6 +27,12 @@ def rss_mb() -> float:
 
 
 def measure(model_folder: str, fold: int = 0, steps: int = 5) -> dict:
+    # nnU-Net's trainer lookup imports its whole trainer tree (and, for plugin trainers, the
+    # plugin's) the first time: do it before the baseline so it is not counted as training memory
+    trainer_name = torch.load(os.path.join(model_folder, f"fold_{fold}", "checkpoint_final.pth"), map_location="cpu",
+                              weights_only=False)["trainer_name"]
+    recursive_find_trainer_class_by_name(trainer_name)
+    gc.collect()
     torch.manual_seed(0)
     before = rss_mb()
     net, cfg, n_in = network_from_model_folder(model_folder, fold, deep_supervision=True)
