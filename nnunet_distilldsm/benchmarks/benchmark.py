@@ -47,9 +47,8 @@ def dataset_folder(root: str, dataset: str) -> str:
     return os.path.join(root, maybe_convert_to_dataset_name(dataset))
 
 
-def cases_to_predict(raw: str, preprocessed: str, fold: int):
+def cases_to_predict(raw: str, preprocessed: str, fold: int, ending: str):
     """[(case id, image files, label file)]: imagesTs with labelsTs if present, else fold's validation cases."""
-    ending = json.load(open(os.path.join(raw, "dataset.json")))["file_ending"]
     if os.path.isdir(os.path.join(raw, "labelsTs")):
         ids = sorted(f[:-len(ending)] for f in os.listdir(os.path.join(raw, "labelsTs")) if f.endswith(ending))
         img, lab = "imagesTs", "labelsTs"
@@ -100,8 +99,9 @@ def run_benchmark(dataset: str, folds: List[int], profile: str, device: str = "c
             os.path.isdir(os.path.join(pre, f"nnUNetPlans_{c}")) for c in {m[2] for m in models}):
         say(f"{name}: plan and preprocess")
         nnunet(["nnUNetv2_plan_and_preprocess", "-d", dataset, "-c", *sorted({m[2] for m in models}), "-np", "2"])
-    labels = {v: k for k, v in json.load(open(os.path.join(raw, "dataset.json")))["labels"].items()
-              if isinstance(v, int) and v > 0}
+    dataset_json = json.load(open(os.path.join(raw, "dataset.json")))
+    ending = dataset_json["file_ending"]
+    labels = {v: k for k, v in dataset_json["labels"].items() if isinstance(v, int) and v > 0}
     dev = torch.device(device)
     rows = []
     for model, trainer, config in models:
@@ -115,10 +115,9 @@ def run_benchmark(dataset: str, folds: List[int], profile: str, device: str = "c
                 say(f"{model}: train fold {fold} ({trainer}, {config})")
                 nnunet(["nnUNetv2_train", dataset, config, str(fold), "-tr", trainer, "-device", device])
             say(f"{model}: predict fold {fold}")
-            cases = cases_to_predict(raw, pre, fold)
+            cases = cases_to_predict(raw, pre, fold, ending)
             pred_dir = os.path.join(out_root, "work", name, f"{trainer}__{config}", f"fold_{fold}")
             infer.append(predict_timed(folder, fold, cases, pred_dir, dev))
-            ending = json.load(open(os.path.join(raw, "dataset.json")))["file_ending"]
             for case, _, label_file in cases:
                 ref_img = sitk.ReadImage(label_file)
                 ref = sitk.GetArrayFromImage(ref_img)
