@@ -31,11 +31,22 @@ def main(argv=None) -> int:
     demo.add_argument("--workdir", default="demo_work")
     demo.add_argument("--trainer", default="DistillDSMTrainer_demo")
     demo.add_argument("--device", default="cpu")
+    brains = sub.add_parser("real-scans", help="build the real-scan dataset (T1 brains from pip/apt packages, "
+                                                "brain masks) in nnUNet_raw")
+    brains.add_argument("-d", "--dataset-id", type=int, default=902)
+    brains.add_argument("--spacing", type=float, default=3.0, help="isotropic spacing in mm (default 3)")
+    brains.add_argument("--sources", nargs="+", default=None, help="a subset of the sources (default: all five)")
     sub.add_parser("network-speed", help="forward+backward time of slab networks against the 2D network",
                    add_help=False)
+    sub.add_parser("predict", help="nnUNetv2_predict for slab models, whole stacks at once: exact, no slabs along "
+                                   "depth, no half-written files", add_help=False)
     sub.add_parser("benchmark", help="Distill DSM against nnU-Net 2d and 3d_fullres: tables and a plot",
                    add_help=False)
     args, rest = parser.parse_known_args(argv)
+    if args.command == "predict":
+        from nnunet_distilldsm.predict import main as predict
+        predict(rest)
+        return 0
     if args.command == "benchmark":
         from nnunet_distilldsm.benchmarks.benchmark import main as benchmark
         benchmark(rest)
@@ -50,6 +61,12 @@ def main(argv=None) -> int:
         print(trainer_dir())
     elif args.command == "paper-params":
         print(paper_params())
+    elif args.command == "real-scans":
+        from nnunetv2.paths import nnUNet_raw
+        from nnunet_distilldsm.real_scans import SOURCE_NAMES, build_brain_dataset
+        if not nnUNet_raw:
+            parser.error("set nnUNet_raw (nnU-Net's raw data folder) first")
+        print(build_brain_dataset(nnUNet_raw, args.dataset_id, args.spacing, args.sources or SOURCE_NAMES))
     elif args.command == "demo":
         from nnunet_distilldsm.demo import run_demo
         run_demo(args.workdir, args.trainer, args.device)

@@ -36,3 +36,37 @@ def planned(tmp_path_factory):
     run(["nnUNetv2_plan_and_preprocess", "-d", "901", "-c", "2d", "3d_fullres", "-np", "2"], env)
     run(["nnUNetv2_plan_experiment", "-d", "901", "-pl", "nnUNetPlannerResEncM"], env)
     return env, 901
+
+
+DS = "Dataset901_DepthContext"
+
+
+def results(env, trainer, config="2d"):
+    return os.path.join(env["nnUNet_results"], DS, f"{trainer}__nnUNetPlans__{config}")
+
+
+def raw(env, sub):
+    return os.path.join(env["nnUNet_raw"], DS, sub)
+
+
+def predict(env, out, trainer, config="2d", extra=()):
+    run(["nnUNetv2_predict", "-i", raw(env, "imagesTs"), "-o", out, "-d", "901", "-c", config, "-tr", trainer,
+         "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1", *extra], env)
+
+
+@pytest.fixture(scope="session")
+def trained(planned, tmp_path_factory):
+    """DistillDSMTrainer_demo trained on fold 0 with --npz, and its predictions of the test cases."""
+    env, _ = planned
+    run(["nnUNetv2_train", "901", "2d", "0", "-tr", "DistillDSMTrainer_demo", "-device", "cpu", "--npz"], env)
+    out = str(tmp_path_factory.mktemp("pred_dsm"))
+    predict(env, out, "DistillDSMTrainer_demo", extra=["--save_probabilities"])
+    return env, out
+
+
+@pytest.fixture(scope="session")
+def stock_2d(planned):
+    """Stock nnUNetTrainer_tiny trained on Dataset901 2d fold 0 with --npz: (env, its model folder)."""
+    env, _ = planned
+    run(["nnUNetv2_train", "901", "2d", "0", "-tr", "nnUNetTrainer_tiny", "-device", "cpu", "--npz"], env)
+    return env, results(env, "nnUNetTrainer_tiny")

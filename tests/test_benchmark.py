@@ -42,14 +42,15 @@ def test_synthetic_objects_look_alike_in_single_slices():
 def test_tiny_benchmark_writes_table_and_plot(planned, tmp_path):
     env, _ = planned
     out = tmp_path / "bench"
-    proc = run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "-o", str(out)], env)
+    proc = run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "--rounds", "2", "-o", str(out)], env)
     assert "Distill DSM: Dice" in proc.stdout
-    rows = list(csv.DictReader(open(out / "results" / "Dataset901_DepthContext.csv")))
-    assert [r["model"] for r in rows] == ["nnU-Net 2d", "Distill DSM"]
+    rows = list(csv.DictReader(open(out / "results" / "Dataset901_DepthContext_tiny.csv")))
+    assert [r["model"] for r in rows] == ["nnU-Net 2d", "Distill DSM", "Distill DSM, whole stack"]
     for r in rows:
         assert int(r["params"]) > 0 and float(r["flops_per_voxel"]) > 0 and float(r["infer_s_per_voxel"]) > 0
         assert 0 <= float(r["dice_mean"].split(" ")[0]) <= 1 and float(r["peak_train_mem_mb"]) > 0
     assert rows[0]["infer_s_per_voxel_vs_2d"] == "1.00"
     assert int(rows[1]["params"]) > int(rows[0]["params"])  # Distill DSM adds the modules' parameters
-    assert os.path.getsize(out / "results" / "Dataset901_DepthContext.png") > 10_000
-    assert "| Distill DSM |" in (out / "results" / "Dataset901_DepthContext.md").read_text()
+    assert rows[2]["params"] == rows[1]["params"]  # the same model, predicted whole-stack
+    assert os.path.getsize(out / "results" / "Dataset901_DepthContext_tiny.png") > 10_000
+    assert "| Distill DSM |" in (out / "results" / "Dataset901_DepthContext_tiny.md").read_text()

@@ -7,35 +7,9 @@ import subprocess
 import time
 
 import numpy as np
-import pytest
 import SimpleITK as sitk
 
-from conftest import BIN, run
-
-DS = "Dataset901_DepthContext"
-
-
-def results(env, trainer, config="2d"):
-    return os.path.join(env["nnUNet_results"], DS, f"{trainer}__nnUNetPlans__{config}")
-
-
-def raw(env, sub):
-    return os.path.join(env["nnUNet_raw"], DS, sub)
-
-
-def predict(env, out, trainer, config="2d", extra=()):
-    run(["nnUNetv2_predict", "-i", raw(env, "imagesTs"), "-o", out, "-d", "901", "-c", config, "-tr", trainer,
-         "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1", *extra], env)
-
-
-@pytest.fixture(scope="module")
-def trained(planned, tmp_path_factory):
-    """DistillDSMTrainer_demo trained on fold 0 with --npz, and its predictions of the test cases."""
-    env, _ = planned
-    run(["nnUNetv2_train", "901", "2d", "0", "-tr", "DistillDSMTrainer_demo", "-device", "cpu", "--npz"], env)
-    out = str(tmp_path_factory.mktemp("pred_dsm"))
-    predict(env, out, "DistillDSMTrainer_demo", extra=["--save_probabilities"])
-    return env, out
+from conftest import BIN, DS, predict, raw, results, run
 
 
 def test_results_plans_hold_the_slab_configuration(trained):
@@ -155,9 +129,8 @@ def test_two_slab_depths_agree_and_cover_every_slice(trained, tmp_path):
                 assert 2 * ((a == c) & (b == c)).sum() / ((a == c).sum() + (b == c).sum()) >= 0.9
 
 
-def test_find_best_configuration_compares_with_stock_2d(trained):
+def test_find_best_configuration_compares_with_stock_2d(trained, stock_2d):
     env, _ = trained
-    run(["nnUNetv2_train", "901", "2d", "0", "-tr", "nnUNetTrainer_tiny", "-device", "cpu", "--npz"], env)
     run(["nnUNetv2_find_best_configuration", "901", "-c", "2d", "-tr", "DistillDSMTrainer_demo", "nnUNetTrainer_tiny",
          "-f", "0", "-np", "1"], env)
     info = json.load(open(os.path.join(env["nnUNet_results"], DS, "inference_information.json")))

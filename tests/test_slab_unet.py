@@ -1,6 +1,8 @@
 """The slab network: dependence between slices, and conversion of real nnU-Net plans."""
+import gc
 import json
 import os
+import weakref
 
 import pytest
 import torch
@@ -82,3 +84,49 @@ def test_converted_real_plan_adds_only_module_parameters(planned, plans_name, ds
         net2d.eval(), plain.eval()
         x = torch.randn(1, 1, 3, h, w)
         torch.testing.assert_close(plain(x)[:, :, 1], net2d(x[:, :, 1]), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7])
+def test_chunked_inference_equals_one_pass_over_the_whole_stack(chunk):
+    torch.manual_seed(0)
+    net = SlabUNet(1, 2, deep_supervision=False, **SMALL).double().eval()
+    net.apply(net.initialize)
+    assert net.reach == 4
+    x = torch.randn(2, 1, 23, 16, 16, dtype=torch.double)
+    with torch.no_grad():
+        whole = net(x)
+        net.inference_chunk = chunk
+        chunked = net(x)
+    torch.testing.assert_close(chunked, whole, rtol=1e-9, atol=1e-9)
+    # a halo one slice short of the reach is not exact: the halo is what makes chunks exact
+    depth = x.shape[2]
+    with torch.no_grad():
+        short = torch.cat([net._forward_slab(x[:, :, max(0, s - 3):s + chunk + 3])[:, :, s - max(0, s - 3):][:, :, :chunk]
+                           for s in range(0, depth, chunk)], dim=2)
+    assert short.shape == whole.shape and not torch.allclose(short, whole, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dsm", ["distill", "residual"])
+def test_module_outputs_are_recomputed_in_backward_not_kept(dsm):
+    """The layer after a module would keep the module's output for backward (memory the 2D network does not
+    spend); it is recomputed from the module's input instead, with gradients bitwise the same."""
+    torch.manual_seed(0)
+    net = SlabUNet(1, 3, dsm=dsm, deep_supervision=True, **SMALL)
+    net.apply(net.initialize)
+    outputs = []
+    for m in net.modules():
+        if isinstance(m, DepthShiftModule):
+            m.register_forward_hook(lambda mod, inp, out: outputs.append(weakref.ref(out)))
+    x = torch.randn(2, 1, 6, 32, 32)
+    grads, alive = {}, {}
+    for recompute in (False, True):
+        net.recompute_module_outputs = recompute
+        net.zero_grad()
+        outputs.clear()
+        loss = sum(o.square().mean() for o in net(x))
+        gc.collect()
+        alive[recompute] = sum(r() is not None for r in outputs)
+        loss.backward()
+        grads[recompute] = [p.grad.clone() for p in net.parameters()]
+    assert alive == {False: n_modules(net), True: 0}
+    assert all(torch.equal(a, b) for a, b in zip(grads[False], grads[True]))

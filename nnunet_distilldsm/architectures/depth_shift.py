@@ -29,11 +29,26 @@ def shift_along_depth(x: torch.Tensor, depth: int, steps: int) -> torch.Tensor:
 
 
 class DepthShiftModule(nn.Module):
-    """Base of the modules: holds the slab depth of the current forward pass."""
+    """Base of the modules: holds the slab depth of the current forward pass.
+
+    Subclasses implement `mix(x, depth)`, a pure function of the input and the parameters, so
+    that `recompute.py` can recompute an output in backward instead of keeping it.
+    """
 
     def __init__(self):
         super().__init__()
         self.depth = 1
+        self.on_output = None  # set while a recompute_outputs context is active
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        out = self.mix(x, self.depth)
+        if self.on_output is not None:
+            self.on_output(self, x, out)
+        return out
+
+    def mix(self, x: torch.Tensor, depth: int) -> torch.Tensor:
+        raise NotImplementedError
 
     def _check(self, x: torch.Tensor):
         if x.shape[0] % self.depth:
@@ -70,12 +85,10 @@ class DistillDSM(DepthShiftModule):
         self.quarter = self.distilled // 4
         self.distill = conv_op(self.distilled, self.distilled, kernel_size, padding=kernel_size // 2, bias=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x)
+    def mix(self, x: torch.Tensor, depth: int) -> torch.Tensor:
         untouched, part = x.split((self.kept, self.distilled), dim=1)
         r, f, b = self.distill(part).split((2 * self.quarter, self.quarter, self.quarter), dim=1)
-        return torch.cat((untouched, r, shift_along_depth(f, self.depth, 1),
-                          shift_along_depth(b, self.depth, -1)), dim=1)
+        return torch.cat((untouched, r, shift_along_depth(f, depth, 1), shift_along_depth(b, depth, -1)), dim=1)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, distilled={self.distilled}"
@@ -96,10 +109,9 @@ class ResidualDSM(DepthShiftModule):
                              f"channels each way; choose a fraction in (0, 0.5] with at least one channel")
         self.channels, self.n_shift = channels, n
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x)
+    def mix(self, x: torch.Tensor, depth: int) -> torch.Tensor:
         fwd, bwd, rest = x.split((self.n_shift, self.n_shift, self.channels - 2 * self.n_shift), dim=1)
-        shifted = torch.cat((shift_along_depth(fwd, self.depth, 1), shift_along_depth(bwd, self.depth, -1), rest), 1)
+        shifted = torch.cat((shift_along_depth(fwd, depth, 1), shift_along_depth(bwd, depth, -1), rest), 1)
         return x + shifted
 
     def extra_repr(self) -> str:

@@ -6,7 +6,7 @@ network's own `arch_kwargs` plus `base_network_class_name`, `dsm`, `alpha`, `pla
 depth is never pooled), which is what nnU-Net's deep-supervision scales need.
 """
 import pydoc
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from dynamic_network_architectures.building_blocks.residual import BasicBlockD, BottleneckD
@@ -15,6 +15,7 @@ from torch import nn
 
 from nnunet_distilldsm.architectures.depth_shift import DSM_KINDS, DepthShiftModule, fold_depth, make_dsm, \
     unfold_depth
+from nnunet_distilldsm.architectures.recompute import recompute_outputs
 
 PLACEMENTS = ("block", "conv")
 DEFAULT_BASE = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
@@ -55,7 +56,15 @@ class SlabUNet(nn.Module):
     placement: 'block' puts one module after the first conv unit of every block except the
     input block (the authors' released code); 'conv' puts one after every conv unit (the
     paper's text).
+
+    In eval mode a stack deeper than `inference_chunk` slices is run in chunks of that many
+    output slices, each with `reach` extra slices on both sides. Output slice i depends on
+    input slices i-reach..i+reach only, so the result equals one pass over the whole stack
+    while memory stays that of a chunk.
     """
+
+    inference_chunk: Optional[int] = None
+    recompute_module_outputs: bool = True  # see recompute.py; compiled graphs plan their own memory
 
     def __init__(self, input_channels: int, num_classes: int,
                  base_network_class_name: str = DEFAULT_BASE,
@@ -103,6 +112,28 @@ class SlabUNet(nn.Module):
             raise ValueError("SlabUNet: the input holds NaN or inf values. The image being predicted (nnU-Net "
                              "prints 'Predicting CASE:' just before) has NaN or inf voxels. Replace them in the "
                              "image file (e.g. numpy.nan_to_num) and predict again")
+        chunk = self.inference_chunk
+        if not self.training and chunk and x.shape[2] > chunk + 2 * self.reach:
+            return self._forward_in_chunks(x, chunk)
+        if self.recompute_module_outputs and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            with recompute_outputs(self._depth_modules):
+                return self._forward_slab(x)
+        return self._forward_slab(x)
+
+    @property
+    def reach(self) -> int:
+        """How many slices away an input slice can change an output slice: one per module on the path."""
+        return len(self._depth_modules)
+
+    def _forward_in_chunks(self, x: torch.Tensor, chunk: int) -> torch.Tensor:
+        depth, reach, outs = x.shape[2], self.reach, []
+        for start in range(0, depth, chunk):
+            stop = min(start + chunk, depth)
+            lo, hi = max(0, start - reach), min(depth, stop + reach)
+            outs.append(self._forward_slab(x[:, :, lo:hi])[:, :, start - lo:stop - lo])
+        return torch.cat(outs, dim=2)
+
+    def _forward_slab(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         depth = x.shape[2]
         for m in self._depth_modules:
             m.depth = depth
@@ -110,6 +141,22 @@ class SlabUNet(nn.Module):
         if isinstance(out, (list, tuple)):
             return [unfold_depth(o, depth) for o in out]
         return unfold_depth(out, depth)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """torch's loading, with a message that says what a mismatch usually means here."""
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as e:
+            prefixes = tuple(name + "." for name, m in self.named_modules() if isinstance(m, DepthShiftModule))
+            module_keys = [k for k in self.state_dict() if k.startswith(prefixes)]
+            found = sum(k in state_dict for k in module_keys)
+            raise RuntimeError(
+                f"SlabUNet ({self.dsm_kind} modules, placement {self.placement!r}): these weights do not fit. "
+                f"The checkpoint was most likely trained with another trainer, dataset or plans than the plans.json "
+                f"next to it describes ({found} of this network's {len(module_keys)} depth-module tensors are in the "
+                f"weights). Predict with the -tr/-p/-c the checkpoint was trained with, keeping the "
+                f"plans.json nnU-Net saved into that model folder. torch says: {str(e).splitlines()[0]} "
+                f"{' '.join(str(e).splitlines()[1:])[:400]}") from None
 
     def initialize(self, module: nn.Module) -> None:
         """nnU-Net's `network.apply(network.initialize)`: the base network's own init."""

@@ -2,10 +2,13 @@
 
 All networks see the same slab (B, C, D, H, W), interleaved round by round in one process
 with the same threads; the median of each is reported, and its ratio to the 2D network.
+Also the memory a forward pass leaves held for backward (malloc's count, see train_step.py),
+and its ratio to the 2D network's.
 
     nnunet-distilldsm network-speed [--plans nnUNetPlans.json] [--depth 8] [--rounds 7]
 """
 import argparse
+import gc
 import json
 import statistics
 import time
@@ -14,6 +17,7 @@ from typing import Dict
 import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
+from nnunet_distilldsm.benchmarks.train_step import allocated_mb
 from nnunet_distilldsm.trainers.slab_plans import make_slab_plans
 
 # What nnU-Net 2.8's planner writes for a 2d configuration with a 128 x 128 patch.
@@ -50,19 +54,34 @@ def step_seconds(net, x, slab: bool) -> float:
     return time.perf_counter() - t
 
 
+def held_mb(net, x, slab: bool) -> float:
+    """MB allocated by a forward pass and still held when it returns: what autograd keeps for backward."""
+    inp = x if slab else x.transpose(1, 2).reshape(-1, *x.shape[1:2], *x.shape[3:])
+    gc.collect()
+    before = allocated_mb()
+    out = net(inp)
+    held = allocated_mb() - before
+    sum(o.float().mean() for o in out).backward()
+    return held
+
+
 def measure(arch_2d: dict = None, patch=(128, 128), depth: int = 8, batch: int = 1, in_ch: int = 1,
             classes: int = 3, rounds: int = 7, variants: Dict[str, dict] = None,
             reduce=statistics.median) -> Dict[str, dict]:
     """Seconds per voxel of each network (median over rounds, or `reduce`) and its ratio to the 2D network."""
     arch_2d = arch_2d or DEFAULT_2D
     variants = variants or {"distill, per block": dict(dsm="distill", placement="block"),
+                            "distill, per block, outputs kept": dict(dsm="distill", placement="block", recompute=False),
                             "distill, per conv": dict(dsm="distill", placement="conv"),
                             "residual, per block": dict(dsm="residual", placement="block")}
     plans = plans_around(arch_2d, patch, depth * batch, depth)
     nets = {"2d": (build(arch_2d, in_ch, classes), False)}
     for name, kw in variants.items():
+        kw = dict(kw)
+        recompute = kw.pop("recompute", True)  # False: module outputs kept for backward (see recompute.py)
         slab = make_slab_plans(plans, "2d", slab_depth=depth, **kw)["configurations"]["2d"]["architecture"]
         nets[name] = (build(slab, in_ch, classes), True)
+        nets[name][0].recompute_module_outputs = recompute
     torch.manual_seed(0)
     x = torch.randn(batch, in_ch, depth, *patch)
     times = {k: [] for k in nets}
@@ -72,9 +91,11 @@ def measure(arch_2d: dict = None, patch=(128, 128), depth: int = 8, batch: int =
             s = step_seconds(net, x, slab)
             if r:  # round 0 warms up
                 times[name].append(s)
+    held = {name: held_mb(net, x, slab) for name, (net, slab) in nets.items()}
     voxels = x[:, 0].numel()
     base = reduce(times["2d"])
     return {k: {"s_per_voxel": reduce(v) / voxels, "ratio_to_2d": reduce(v) / base,
+                "held_mb": held[k], "held_ratio_to_2d": held[k] / held["2d"],
                 "params": sum(p.numel() for p in nets[k][0].parameters())} for k, v in times.items()}
 
 
@@ -93,9 +114,10 @@ def main(argv=None):
     res = measure(arch, patch, a.depth, a.batch, rounds=a.rounds)
     print(f"slab {a.batch} x {a.depth} x {patch[0]} x {patch[1]}, {torch.get_num_threads()} threads, "
           f"median of {a.rounds} forward+backward passes")
-    print("| network | params | s/voxel | ratio to 2d |\n|---|---|---|---|")
+    print("| network | params | s/voxel | time vs 2d | MB held for backward | memory vs 2d |\n|---|---|---|---|---|---|")
     for k, v in res.items():
-        print(f"| {k} | {v['params']:,} | {v['s_per_voxel']:.3e} | {v['ratio_to_2d']:.3f} |")
+        print(f"| {k} | {v['params']:,} | {v['s_per_voxel']:.3e} | {v['ratio_to_2d']:.3f} | {v['held_mb']:.1f} | "
+              f"{v['held_ratio_to_2d']:.3f} |")
     return res
 
 

@@ -4,10 +4,13 @@
 
 Builds the network and a batch exactly as the model folder's plans.json say (the trainer's
 batch size and patch), runs forward + deep-supervision loss + backward + SGD step, and prints
-JSON: median seconds per step and the peak resident memory added by building the network
-and running the steps (MB, over the process's memory after imports).
+JSON: median seconds per step; peak_train_mem_mb, the memory the step holds at its peak (the
+end of the forward pass: weights, gradients, momentum, batch and what autograd keeps for
+backward), counted by glibc's allocator (mallinfo2), so allocator caching does not blur it;
+and peak_rss_mb, the process's peak resident memory over its memory after imports.
 """
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -26,6 +29,22 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+
+def allocated_mb() -> float:
+    """Bytes handed out by malloc and not freed (heap + mmap), in MB; NaN where glibc's mallinfo2 is missing."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+    except (OSError, AttributeError):
+        return float("nan")
+    m = libc.mallinfo2()
+    return (m.uordblks + m.hblkhd) / 2 ** 20
+
+
 def measure(model_folder: str, fold: int = 0, steps: int = 5) -> dict:
     # nnU-Net's trainer lookup imports its whole trainer tree (and, for plugin trainers, the
     # plugin's) the first time: do it before the baseline so it is not counted as training memory
@@ -34,7 +53,7 @@ def measure(model_folder: str, fold: int = 0, steps: int = 5) -> dict:
     recursive_find_trainer_class_by_name(trainer_name)
     gc.collect()
     torch.manual_seed(0)
-    before = rss_mb()
+    before, before_alloc, held = rss_mb(), allocated_mb(), []
     net, cfg, n_in = network_from_model_folder(model_folder, fold, deep_supervision=True)
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.99, nesterov=True)
     x = torch.randn(cfg.batch_size, n_in, *cfg.patch_size)
@@ -43,12 +62,14 @@ def measure(model_folder: str, fold: int = 0, steps: int = 5) -> dict:
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         out = net(x)
-        sum(o.float().square().mean() for o in (out if isinstance(out, (list, tuple)) else [out])).backward()
+        loss = sum(o.float().square().mean() for o in (out if isinstance(out, (list, tuple)) else [out]))
+        held.append(allocated_mb() - before_alloc)
+        loss.backward()
         opt.step()
         if i:  # step 0 warms up
             times.append(time.perf_counter() - t)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"train_s_per_iter": statistics.median(times), "peak_train_mem_mb": peak - before,
+    return {"train_s_per_iter": statistics.median(times), "peak_train_mem_mb": max(held), "peak_rss_mb": peak - before,
             "batch": cfg.batch_size, "patch": list(cfg.patch_size)}
 
 

@@ -11,8 +11,9 @@ import torch
 import torch.distributed as dist
 from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
-from nnunet_distilldsm.trainers.slab_plans import make_slab_plans
+from nnunet_distilldsm.trainers.slab_plans import SLAB_NETWORK, make_slab_plans
 
 
 class DistillDSMTrainer(nnUNetTrainer):
@@ -30,6 +31,21 @@ class DistillDSMTrainer(nnUNetTrainer):
         plans = make_slab_plans(plans, configuration, self.dsm, self.alpha, self.placement, self.shift_fraction,
                                 self.slab_depth, world_size, type(self).__name__)
         super().__init__(plans, configuration, fold, dataset_json, device)
+
+    @staticmethod
+    def build_network_architecture(plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> torch.nn.Module:
+        """nnU-Net's, after checking the plans are a slab plan: the predictor calls this with the model
+        folder's plans.json and the trainer named in the checkpoint, which may not belong together."""
+        if configuration_manager.network_arch_class_name != SLAB_NETWORK:
+            raise RuntimeError(
+                f"This checkpoint was trained by a slab trainer (DistillDSMTrainer or a variant), but the plans.json "
+                f"next to it describes {configuration_manager.network_arch_class_name}, not a slab network: the model "
+                f"folder mixes files of different trainings. Put the checkpoint back into the folder it was trained "
+                f"in (nnU-Net saves the slab plans.json there) and predict with that folder's -tr/-p/-c")
+        return nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+                                                        num_output_channels, enable_deep_supervision)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         """In-plane rotation, scaling and mirroring only, as nnU-Net 2d does, whatever the slab depth."""

@@ -8,7 +8,8 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer
-from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer
+from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer, DistillDSMTrainer_slab4, DistillDSMTrainer_slab8, \
+    DistillDSMTrainer_slab16
 
 BUDGETS = {"tiny": (2, 4, 2), "demo": (10, 25, 5), "bench": (25, 25, 5)}  # epochs, iterations per epoch, validation iterations
 
@@ -39,3 +40,6 @@ ResidualDSMTrainer_demo = shortened(ResidualDSMTrainer, "demo")
 nnUNetTrainer_bench = shortened(nnUNetTrainer, "bench")
 DistillDSMTrainer_bench = shortened(DistillDSMTrainer, "bench")
 ResidualDSMTrainer_bench = shortened(ResidualDSMTrainer, "bench")
+DistillDSMTrainer_slab4_bench = shortened(DistillDSMTrainer_slab4, "bench")  # the slab-sweep benchmark profile
+DistillDSMTrainer_slab8_bench = shortened(DistillDSMTrainer_slab8, "bench")
+DistillDSMTrainer_slab16_bench = shortened(DistillDSMTrainer_slab16, "bench")
