@@ -30,3 +30,10 @@ def test_runs_under_autocast_bf16():
     sum(o.float().mean() for o in out).backward()
     assert all(torch.isfinite(p.grad).all() for p in net.parameters())
     torch.testing.assert_close(out[0].float(), ref, rtol=0.1, atol=0.1)
+    # module outputs recomputed in backward under the forward's autocast state: the same gradients as kept ones
+    grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    net.recompute_module_outputs = False
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sum(o.float().mean() for o in net(x)).backward()
+    assert all(torch.equal(a, p.grad) for a, p in zip(grads, net.parameters()))
