@@ -134,8 +134,9 @@ def run_benchmark(dataset: str, folds: List[int], profile: str, device: str = "c
                 nnunet(["nnUNetv2_train", dataset, config, str(fold), "-tr", trainer, "-device", device])
     # inference time: every model predicts the same cases in turn, `rounds` times; the median round counts
     infer = {(m[0], f): [] for m in models for f in folds}
+    cases_of = {fold: cases_to_predict(raw, pre, fold, ending) for fold in folds}
     for fold in folds:
-        cases = cases_to_predict(raw, pre, fold, ending)
+        cases = cases_of[fold]
         predictors = {m[0]: load_predictor(m[3], folder(m[1], m[2]), fold, dev) for m in models}
         for r in range(rounds):
             for model, *_ in models:
@@ -145,7 +146,7 @@ def run_benchmark(dataset: str, folds: List[int], profile: str, device: str = "c
     for model, trainer, config, _ in models:
         per_case = {f"dice_{n}": [] for n in labels.values()} | {f"hd95_{n}": [] for n in labels.values()}
         for fold in folds:
-            for case, _, label_file in cases_to_predict(raw, pre, fold, ending):
+            for case, _, label_file in cases_of[fold]:
                 ref_img = sitk.ReadImage(label_file)
                 ref = sitk.GetArrayFromImage(ref_img)
                 pred = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(pred_dir(model, fold), case + ending)))

@@ -45,9 +45,14 @@ def build(arch: dict, in_ch: int, classes: int):
     return net
 
 
+def network_input(x: torch.Tensor, slab: bool) -> torch.Tensor:
+    """The slab (B, C, D, H, W) as the network takes it: as is, or its slices as a 2D batch."""
+    return x if slab else x.transpose(1, 2).reshape(-1, *x.shape[1:2], *x.shape[3:])
+
+
 def step_seconds(net, x, slab: bool) -> float:
     """One forward+backward pass (deep supervision on, as in training)."""
-    inp = x if slab else x.transpose(1, 2).reshape(-1, *x.shape[1:2], *x.shape[3:])
+    inp = network_input(x, slab)
     t = time.perf_counter()
     out = net(inp)
     sum(o.float().mean() for o in out).backward()
@@ -56,7 +61,7 @@ def step_seconds(net, x, slab: bool) -> float:
 
 def held_mb(net, x, slab: bool) -> float:
     """MB allocated by a forward pass and still held when it returns: what autograd keeps for backward."""
-    inp = x if slab else x.transpose(1, 2).reshape(-1, *x.shape[1:2], *x.shape[3:])
+    inp = network_input(x, slab)
     gc.collect()
     before = allocated_mb()
     out = net(inp)

@@ -11,6 +11,7 @@ and peak_rss_mb, the process's peak resident memory over its memory after import
 """
 import argparse
 import ctypes
+import functools
 import gc
 import json
 import os
@@ -34,14 +35,23 @@ class _MallInfo2(ctypes.Structure):
                 "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
 
 
-def allocated_mb() -> float:
-    """Bytes handed out by malloc and not freed (heap + mmap), in MB; NaN where glibc's mallinfo2 is missing."""
+@functools.lru_cache(maxsize=None)
+def _mallinfo2():
+    """glibc's mallinfo2, loaded once; None where it is missing."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallinfo2.restype = _MallInfo2
     except (OSError, AttributeError):
+        return None
+    return libc.mallinfo2
+
+
+def allocated_mb() -> float:
+    """Bytes handed out by malloc and not freed (heap + mmap), in MB; NaN where glibc's mallinfo2 is missing."""
+    mallinfo2 = _mallinfo2()
+    if mallinfo2 is None:
         return float("nan")
-    m = libc.mallinfo2()
+    m = mallinfo2()
     return (m.uordblks + m.hblkhd) / 2 ** 20
 
 
