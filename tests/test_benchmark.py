@@ -1,5 +1,6 @@
 """The benchmark's pieces on known inputs, and a tiny benchmark run through the command."""
 import csv
+import json
 import math
 import os
 
@@ -39,18 +40,93 @@ def test_synthetic_objects_look_alike_in_single_slices():
     assert image[label > 0].mean() > image[label == 0].mean() + image[label == 0].std()
 
 
-def test_tiny_benchmark_writes_table_and_plot(planned, tmp_path):
+def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, tmp_path):
     env, _ = planned
     out = tmp_path / "bench"
-    proc = run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "--rounds", "2", "-o", str(out)], env)
-    assert "Distill DSM: Dice" in proc.stdout
+    cmd = ["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "--seeds", "0", "1", "--rounds", "2",
+           "-o", str(out)]
+    proc = run(cmd, env)
+    assert "Distill DSM: 2 run(s)" in proc.stdout
+    runs = out / "results" / "runs" / "Dataset901_DepthContext" / "tiny"
+    for model in ("nnU-Net_2d", "Distill_DSM", "Distill_DSM_whole_stack", "Distill_DSM_from_2d"):
+        for seed in (0, 1):
+            record = json.loads((runs / model / f"fold0_seed{seed}.json").read_text())
+            assert record["seed"] == seed and record["seeded"] and record["iterations"] in (4, 8) and record["train_s"] > 0
+            assert len(record["cases"]) == 3 and record["commit"]
+            assert all(0 <= v <= 1 for case in record["cases"].values() for v in case["dice"].values() if v is not None)
+    # the fine-tune started from the same run's 2d model, and its cost includes that model's training
+    tuned = json.loads((runs / "Distill_DSM_from_2d" / "fold0_seed1.json").read_text())
+    two_d = json.loads((runs / "nnU-Net_2d" / "fold0_seed1.json").read_text())
+    assert tuned["started_from"] == "nnUNetTrainer_tiny" and tuned["start_train_s"] == two_d["train_s"]
+    assert tuned["iterations"] == 4 and tuned["start_iterations"] == 8
+    # seeds 0 and 1 are different trainings: their predictions differ somewhere
+    dsm = [json.loads((runs / "Distill_DSM" / f"fold0_seed{s}.json").read_text())["cases"] for s in (0, 1)]
+    assert dsm[0] != dsm[1]
     rows = list(csv.DictReader(open(out / "results" / "Dataset901_DepthContext_tiny.csv")))
-    assert [r["model"] for r in rows] == ["nnU-Net 2d", "Distill DSM", "Distill DSM, whole stack"]
+    assert [r["model"] for r in rows] == ["nnU-Net 2d", "Distill DSM", "Distill DSM, whole stack", "Distill DSM from 2d"]
     for r in rows:
+        assert r["runs"] == "2" and 0 <= float(r["dice_mean"]) <= 1 and float(r["train_s_total"]) > 0
         assert int(r["params"]) > 0 and float(r["flops_per_voxel"]) > 0 and float(r["infer_s_per_voxel"]) > 0
-        assert 0 <= float(r["dice_mean"].split(" ")[0]) <= 1 and float(r["peak_train_mem_mb"]) > 0
-    assert rows[0]["infer_s_per_voxel_vs_2d"] == "1.00"
+        assert float(r["peak_train_mem_mb"]) > 0
+    assert float(rows[0]["infer_s_per_voxel_vs_2d"]) == 1.0 and float(rows[0]["dice_vs_2d"]) == 0
+    assert float(rows[1]["dice_vs_2d_lo"]) <= float(rows[1]["dice_vs_2d"]) <= float(rows[1]["dice_vs_2d_hi"])
+    assert rows[1]["verdict_vs_2d"] in ("better", "worse", "not distinguishable")
     assert int(rows[1]["params"]) > int(rows[0]["params"])  # Distill DSM adds the modules' parameters
     assert rows[2]["params"] == rows[1]["params"]  # the same model, predicted whole-stack
+    assert float(rows[3]["train_s_with_start_mean"]) > float(rows[3]["train_s_mean"])
     assert os.path.getsize(out / "results" / "Dataset901_DepthContext_tiny.png") > 10_000
     assert "| Distill DSM |" in (out / "results" / "Dataset901_DepthContext_tiny.md").read_text()
+
+    # --no-train re-aggregates only: same table, nothing trained or predicted
+    table = (out / "results" / "Dataset901_DepthContext_tiny.csv").read_text()
+    proc = run([*cmd, "--no-train"], env)
+    assert ": train " not in proc.stdout
+    assert ": predict " not in proc.stdout
+    assert (out / "results" / "Dataset901_DepthContext_tiny.csv").read_text() == table
+
+    # a missing run file is redone alone, from the trained model already there
+    kept = (runs / "nnU-Net_2d" / "fold0_seed0.json").stat().st_mtime_ns
+    (runs / "Distill_DSM" / "fold0_seed1.json").unlink()
+    proc = run(cmd, env)
+    assert proc.stdout.count(": predict ") == 1 and ": train " not in proc.stdout
+    assert (runs / "Distill_DSM" / "fold0_seed1.json").is_file()
+    assert (runs / "nnU-Net_2d" / "fold0_seed0.json").stat().st_mtime_ns == kept
+
+
+def test_seed_variable_seeds_torch_numpy_and_random(monkeypatch):
+    import random
+    from nnunet_distilldsm.trainers.short_runs import SEED_VARIABLE, seed_from_environment
+    monkeypatch.setenv(SEED_VARIABLE, "7")
+    draws = []
+    for _ in range(2):
+        assert seed_from_environment() == 7
+        draws.append((torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random()))
+    assert draws[0] == draws[1]
+    monkeypatch.delenv(SEED_VARIABLE)
+    assert seed_from_environment() is None
+
+
+def test_timed_trainer_without_epochs_says_what_to_set(planned, monkeypatch):
+    env, _ = planned
+    env = {k: v for k, v in env.items() if k != "NNUNET_DISTILLDSM_EPOCHS"}
+    proc = run(["nnUNetv2_train", "901", "2d", "0", "-tr", "DistillDSMTrainer_timed", "-device", "cpu"], env, check=False)
+    assert proc.returncode != 0 and "NNUNET_DISTILLDSM_EPOCHS" in proc.stdout + proc.stderr
+
+
+def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budget(planned, tmp_path):
+    env, _ = planned
+    out = tmp_path / "bench"
+    proc = run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "equal-time-tiny", "--train-minutes", "0.5",
+                "--rounds", "1", "-o", str(out)], env, timeout=1800)
+    folder = out / "results" / "runs" / "Dataset901_DepthContext" / "equal-time-tiny"
+    calibration = json.loads((folder / "calibration.json").read_text())
+    assert set(calibration) == {"nnUNetTrainer_timed__2d", "DistillDSMTrainer_timed__2d"}
+    for model, key in (("nnU-Net_2d", "nnUNetTrainer_timed__2d"), ("Distill_DSM", "DistillDSMTrainer_timed__2d")):
+        record = json.loads((folder / model / "fold0_seed0.json").read_text())
+        epoch_s = calibration[key]["epoch_s"]
+        assert epoch_s > 0 and record["budget_s"] == 30
+        assert record["epochs"] == max(1, round(30 / epoch_s)) and record["iterations"] == 25 * record["epochs"]
+        assert record["train_s"] > 0
+    assert "Budget: 0.5 training minutes" in (out / "results" / "Dataset901_DepthContext_equal-time-tiny.md").read_text()
+    assert os.path.getsize(out / "results" / "Dataset901_DepthContext_tradeoff.png") > 10_000
+    assert "Distill DSM: 1 run(s)" in proc.stdout

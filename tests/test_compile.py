@@ -2,7 +2,7 @@
 import torch
 
 from nnunet_distilldsm.architectures import SlabUNet
-from test_slab_unet import SMALL
+from helpers import SMALL
 
 
 def test_compiles_fullgraph_and_matches_eager():

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM, fold_depth, set_slab_depth, \
-    unfold_depth
+from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM, check_alpha, check_shift_fraction, \
+    fold_depth, set_slab_depth, unfold_depth
 from dependence import slices_reached
 
 
@@ -64,13 +64,42 @@ def test_single_slice_gets_zeros_from_both_sides():
 
 @pytest.mark.parametrize("channels,alpha", [(16, 0.0), (16, 1.5), (16, -0.5), (20, 0.5), (6, 0.5)])
 def test_bad_alpha_or_channels_get_a_clear_error(channels, alpha):
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(ValueError, match="alpha") as e:
         DistillDSM(channels, alpha)
+    with pytest.raises(ValueError) as rule:
+        check_alpha(alpha, channels)
+    assert str(rule.value) == str(e.value)  # the module states the one rule, check_alpha's
+
+
+@pytest.mark.parametrize("alpha", [0.0, -0.5, 1.5, float("nan")])
+def test_alpha_outside_0_1_is_refused_whatever_the_channels(alpha):
+    for channels in (8, 16, 64):
+        with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\]"):
+            check_alpha(alpha, channels)
+
+
+@pytest.mark.parametrize("alpha,channels,distilled", [(1.0, 8, 8), (0.5, 16, 8), (0.25, 32, 8), (0.5, 64, 32)])
+def test_good_alpha_distills_that_many_channels(alpha, channels, distilled):
+    assert check_alpha(alpha, channels) == distilled == DistillDSM(channels, alpha).distilled
 
 
 def test_bad_shift_fraction():
     with pytest.raises(ValueError, match="shift_fraction"):
         ResidualDSM(4, 1 / 8)
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.125, 0.5000001, 0.75, 1.0])
+def test_shift_fraction_outside_0_half_is_refused(fraction):
+    with pytest.raises(ValueError, match=r"shift_fraction must be in \(0, 0.5\]") as e:
+        ResidualDSM(64, fraction)
+    with pytest.raises(ValueError) as rule:
+        check_shift_fraction(fraction, 64)
+    assert str(rule.value) == str(e.value)
+
+
+@pytest.mark.parametrize("fraction,shifted", [(0.5, 8), (1 / 8, 2), (1 / 16, 1)])
+def test_shift_fraction_in_range_shifts_that_many_channels_each_way(fraction, shifted):
+    assert check_shift_fraction(fraction, 16) == shifted == ResidualDSM(16, fraction).n_shift
 
 
 def test_batch_not_a_whole_number_of_slabs():

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from nnunet_distilldsm.architectures import SlabUNet
-from test_slab_unet import SMALL
+from helpers import SMALL
 
 B, C, D, H, W = 4, 1, 5, 16, 16
 NUM_CLASSES, LR, WORLD = 2, 0.1, 2

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from nnunet_distilldsm.architectures import PaperUNet
-from nnunet_distilldsm.cli import paper_params
+from nnunet_distilldsm.architectures.paper_unet import paper_parameter_table as paper_params
 from dependence import slices_reached
 
 

@@ -1,22 +1,17 @@
 """The slab network: dependence between slices, and conversion of real nnU-Net plans."""
 import gc
-import json
-import os
 import weakref
 
 import pytest
 import torch
+from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from nnunet_distilldsm.architectures import SlabUNet
 from nnunet_distilldsm.architectures.depth_shift import DepthShiftModule
 from nnunet_distilldsm.trainers.slab_plans import make_slab_plans
 from dependence import slices_reached
-
-SMALL = dict(n_stages=3, features_per_stage=[8, 16, 32], conv_op=torch.nn.Conv2d, kernel_sizes=[[1, 3, 3]] * 3,
-             strides=[[1, 1, 1], [1, 2, 2], [1, 2, 2]], n_conv_per_stage=[2, 2, 2], n_conv_per_stage_decoder=[2, 2],
-             conv_bias=True, norm_op=torch.nn.InstanceNorm2d, norm_op_kwargs={"eps": 1e-5, "affine": True},
-             nonlin=torch.nn.LeakyReLU, nonlin_kwargs={"inplace": True})
+from helpers import SMALL, load_plans
 
 
 def n_modules(net):
@@ -45,14 +40,33 @@ def test_shapes_deep_supervision_depth_never_pooled():
     assert net(torch.randn(1, 2, 1, 32, 24)).shape == (1, 3, 1, 32, 24)
 
 
+class PlainConvUNetSubclass(PlainConvUNet):
+    """Keeps PlainConvUNet's forward: SlabUNet's decoder(encoder(x)) is still what it computes."""
+
+
+class UNetWithItsOwnForward(PlainConvUNet):
+    def forward(self, x):
+        return self.decoder(self.encoder(x)) * 2
+
+
+@pytest.mark.parametrize("base", ["dynamic_network_architectures.architectures.unet.ResidualUNet", "torch.nn.Identity",
+                                  f"{__name__}.UNetWithItsOwnForward"])
+def test_unsupported_base_network_is_refused_naming_the_supported_ones(base):
+    with pytest.raises(ValueError) as e:
+        SlabUNet(1, 2, base_network_class_name=base, **SMALL)
+    message = str(e.value)
+    assert f"base_network_class_name {base!r} is not supported" in message
+    assert "dynamic_network_architectures.architectures.unet.PlainConvUNet" in message
+    assert "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet" in message
+    # a subclass that keeps the supported forward is the supported network
+    net = SlabUNet(1, 2, base_network_class_name=f"{__name__}.PlainConvUNetSubclass", **SMALL)
+    assert net(torch.randn(1, 1, 3, 16, 16)).shape == (1, 2, 3, 16, 16)
+
+
 def test_pooling_along_depth_is_refused():
     kw = dict(SMALL, strides=[[1, 1, 1], [2, 2, 2], [1, 2, 2]])
     with pytest.raises(ValueError, match="in-plane"):
         SlabUNet(1, 2, **kw)
-
-
-def load_plans(env, plans_name):
-    return json.load(open(os.path.join(env["nnUNet_preprocessed"], "Dataset901_DepthContext", f"{plans_name}.json")))
 
 
 @pytest.mark.parametrize("plans_name", ["nnUNetPlans", "nnUNetResEncUNetMPlans"])

@@ -1,7 +1,8 @@
-"""`nnunet-distilldsm predict`: whole stacks at once, exact whatever the slab depth or chunk, and no
-complete-looking file from a killed run."""
+"""`nnunet-distilldsm predict`: whole stacks at once, exact whatever the slab depth or chunk, nnU-Net's
+safeguards kept (CPU fallback, inf check), and every file in OUT complete, even after a killed run."""
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -10,8 +11,16 @@ import time
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from torch.nn import functional as F
 
 from conftest import BIN, raw, results, run
+from helpers import SMALL
+from nnunet_distilldsm.architectures import SlabUNet
+from nnunet_distilldsm.benchmarks.metrics import dice
+from nnunet_distilldsm.trainers.slab_plans import SLAB_NETWORK
+from nnunet_distilldsm.whole_stack_predictor import WholeStackPredictor, slab_network
 
 TRAINER = "DistillDSMTrainer_demo"
 
@@ -29,8 +38,78 @@ def array(folder, case):
     return sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(folder, case)))
 
 
-def dice(a, b, c):
-    return 2 * ((a == c) & (b == c)).sum() / max(1, (a == c).sum() + (b == c).sum())
+def small_predictor(predictor_class=WholeStackPredictor, slab_depth=6, **kwargs):
+    """A WholeStackPredictor set up as nnU-Net's trainer sets one up for validation, on a small SlabUNet."""
+    torch.manual_seed(0)
+    net = SlabUNet(1, 2, deep_supervision=False, **SMALL)
+    net.apply(net.initialize)
+    architecture = {"network_class_name": SLAB_NETWORK, "arch_kwargs": {}, "_kw_requires_import": []}
+    plans = PlansManager({"configurations": {"2d": {"patch_size": [slab_depth, 16, 16], "batch_size": 2,
+                                                    "architecture": architecture}}})
+    predictor = predictor_class(device=torch.device("cpu"), allow_tqdm=False, **kwargs)
+    predictor.manual_initialization(net, plans, plans.get_configuration("2d"), [net.state_dict()],
+                                    {"labels": {"background": 0, "object": 1}}, "DistillDSMTrainer", (1, 2))
+    return predictor
+
+
+class OutOfMemoryOnce(torch.nn.Module):
+    """The network, whose first call raises what CUDA raises when the device's memory runs out."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.module, self.calls = network, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate ... (injected by the test)")
+        return self.module(x)
+
+
+class AttemptsRecorded(WholeStackPredictor):
+    def _internal_predict_sliding_window_return_logits(self, data, slicers, do_on_device=True):
+        self.attempts.append(do_on_device)
+        return super()._internal_predict_sliding_window_return_logits(data, slicers, do_on_device)
+
+
+def test_out_of_memory_on_the_device_is_retried_with_results_on_the_cpu(capsys):
+    x = torch.randn(1, 9, 24, 20)
+    normal = small_predictor().predict_sliding_window_return_logits(x)
+    predictor = small_predictor(AttemptsRecorded)
+    predictor.attempts = []
+    predictor.network = OutOfMemoryOnce(predictor.network)
+    # what nnU-Net's predictor holds on CUDA (it turns it off for a CPU device); with it, nnU-Net's wrapper
+    # tries with results on the device first
+    predictor.perform_everything_on_device = True
+    retried = predictor.predict_sliding_window_return_logits(x)
+    assert predictor.attempts == [True, False]  # on the device, then again with results on the CPU
+    assert "Prediction on device was unsuccessful" in capsys.readouterr().out  # nnU-Net's message
+    assert torch.equal(retried, normal)
+
+
+def test_inf_logits_raise_instead_of_passing_silently():
+    predictor = small_predictor()
+    x = torch.randn(1, 5, 16, 16)
+    assert torch.isfinite(predictor.predict_sliding_window_return_logits(x)).all()
+    with torch.no_grad():
+        for p in slab_network(predictor.network).decoder.seg_layers.parameters():
+            p.mul_(1e6)  # logits beyond half precision's range, where they are summed
+    with pytest.raises(RuntimeError, match="Encountered inf in predicted array"):
+        predictor.predict_sliding_window_return_logits(x)
+
+
+def test_a_stack_shallower_than_the_slab_is_predicted_as_it_is_not_padded():
+    # no Gaussian, no mirroring, one tile: the logits are the network's output on the stack, in half precision
+    predictor = small_predictor(slab_depth=6, use_gaussian=False, use_mirroring=False)
+    x = torch.randn(1, 3, 16, 16)  # nnU-Net's wrapper pads it to the slab's 6 slices: 1 below, 2 above
+    logits = predictor.predict_sliding_window_return_logits(x)
+    net = slab_network(predictor.network)
+    with torch.no_grad():
+        alone = net(x[None])[0]
+        padded = net(F.pad(x, (0, 0, 0, 0, 1, 2))[None])[0][:, 1:4]
+    assert logits.shape == (2, 3, 16, 16)
+    assert torch.equal(logits, alone.half())
+    assert not torch.allclose(padded, alone, atol=1e-2)  # the zero slices would have changed it
 
 
 def test_whole_stack_predictions_do_not_depend_on_slab_depth_or_chunk(trained, tmp_path):
@@ -67,7 +146,7 @@ def test_whole_stack_predictions_do_not_depend_on_slab_depth_or_chunk(trained, t
         assert (seg == array(out_stock, case)).mean() >= 0.99
 
 
-def test_killed_prediction_leaves_only_complete_files_and_continues(trained, tmp_path):
+def test_killed_prediction_keeps_the_finished_cases_and_continues_with_the_rest(trained, tmp_path):
     env, _ = trained
     inp, out = tmp_path / "many", tmp_path / "out"
     inp.mkdir()
@@ -76,19 +155,35 @@ def test_killed_prediction_leaves_only_complete_files_and_continues(trained, tmp
             shutil.copy(os.path.join(raw(env, "imagesTs"), f), inp / f"c{k}{f}")
     n_cases = len(os.listdir(inp))
     cmd = [os.path.join(BIN, "nnunet-distilldsm"), "predict", "-i", str(inp), "-o", str(out), "-d", "901", "-tr",
-           TRAINER, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1"]
+           TRAINER, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1", "--save_probabilities"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    staging = out / ".incomplete"
     deadline = time.time() + 600
-    while proc.poll() is None and time.time() < deadline and not (staging.is_dir() and cases(staging)):
+    while proc.poll() is None and time.time() < deadline and not cases(out):
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "finished before it could be killed"
-    assert cases(out) == []  # what was written before the kill is not where finished results go
-    proc = predict_whole_stack(env, str(inp), str(out), extra=["--continue_prediction"])
+    kept = cases(out)
+    assert 1 <= len(kept) < n_cases
+    written = {}
+    for case in kept:  # a case in OUT is complete: all its files, each readable
+        stem = case[:-len(".nii.gz")]
+        for name in (case, stem + ".npz", stem + ".pkl"):
+            st = (out / name).stat()
+            written[name] = (st.st_ino, st.st_mtime_ns)
+        assert np.load(out / f"{stem}.npz")["probabilities"].shape[1:] == array(out, case).shape
+        assert pickle.load(open(out / f"{stem}.pkl", "rb"))["spacing"]
+    staging = out / ".incomplete"
+    proc = predict_whole_stack(env, str(inp), str(out), extra=["--continue_prediction", "--save_probabilities"])
+    assert f"{n_cases - len(kept)} cases to predict" in proc.stdout
     assert len(cases(out)) == n_cases and not staging.exists()
-    proc = predict_whole_stack(env, str(inp), str(out), extra=["--continue_prediction"])
+    for name, (inode, mtime) in written.items():  # what the killed run finished was not predicted again
+        st = (out / name).stat()
+        assert (st.st_ino, st.st_mtime_ns) == (inode, mtime), name
+    for case in cases(out):  # copies of an image: one segmentation, finished before the kill or after it
+        assert np.array_equal(array(out, case), array(out, "c0" + case[2:]))
+        assert all(os.path.isfile(out / case.replace(".nii.gz", e)) for e in (".npz", ".pkl"))
+    proc = predict_whole_stack(env, str(inp), str(out), extra=["--continue_prediction", "--save_probabilities"])
     assert "0 cases to predict" in proc.stdout
 
 

@@ -6,18 +6,28 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+import torch
+
 from conftest import nnunet_env, run
+from helpers import load_dataset_json, load_plans
+from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM
+from nnunet_distilldsm.trainers import DistillDSMTrainer
 from nnunet_distilldsm.trainers.slab_plans import SlabPlanError, make_slab_plans
 
 
-def test_3d_configuration_is_refused_with_the_command_to_use(planned):
+SLAB_TRAINERS = ["DistillDSMTrainer", "SlicesAsChannelsTrainer"]
+
+
+@pytest.mark.parametrize("trainer", SLAB_TRAINERS)
+def test_3d_configuration_is_refused_with_the_command_to_use(planned, trainer):
     env, _ = planned
-    proc = run(["nnUNetv2_train", "901", "3d_fullres", "0", "-tr", "DistillDSMTrainer", "-device", "cpu"], env,
+    proc = run(["nnUNetv2_train", "901", "3d_fullres", "0", "-tr", trainer, "-device", "cpu"], env,
                check=False)
     assert proc.returncode != 0
-    assert "Run: nnUNetv2_train DATASET 2d FOLD -tr DistillDSMTrainer" in proc.stderr
+    assert f"SlabPlanError: {trainer} trains nnU-Net's 2d configuration" in proc.stderr
+    assert f"Run: nnUNetv2_train DATASET 2d FOLD -tr {trainer}" in proc.stderr
     assert not os.path.exists(os.path.join(env["nnUNet_results"], "Dataset901_DepthContext",
-                                           "DistillDSMTrainer__nnUNetPlans__3d_fullres"))
+                                           f"{trainer}__nnUNetPlans__3d_fullres"))
 
 
 def test_trainer_not_found_without_nnUNet_extTrainer(planned):
@@ -29,8 +39,10 @@ def test_trainer_not_found_without_nnUNet_extTrainer(planned):
     assert "nnUNet_extTrainer" in proc.stderr  # README: export nnUNet_extTrainer=$(nnunet-distilldsm trainer-dir)
 
 
-def test_single_slice_dataset_is_refused_before_anything_is_written(tmp_path):
-    env = nnunet_env(tmp_path)
+@pytest.fixture(scope="module")
+def single_slice_dataset(tmp_path_factory):
+    """env with Dataset902_Flat (images of one slice) planned and preprocessed."""
+    env = nnunet_env(tmp_path_factory.mktemp("flat"))
     folder = os.path.join(env["nnUNet_raw"], "Dataset902_Flat")
     for sub in ("imagesTr", "labelsTr"):
         os.makedirs(os.path.join(folder, sub))
@@ -44,8 +56,15 @@ def test_single_slice_dataset_is_refused_before_anything_is_written(tmp_path):
     json.dump({"channel_names": {"0": "CT"}, "labels": {"background": 0, "a": 1}, "numTraining": 4,
                "file_ending": ".nii.gz"}, open(os.path.join(folder, "dataset.json"), "w"))
     run(["nnUNetv2_plan_and_preprocess", "-d", "902", "-c", "2d", "-np", "1"], env)
-    proc = run(["nnUNetv2_train", "902", "2d", "0", "-tr", "DistillDSMTrainer", "-device", "cpu"], env, check=False)
+    return env
+
+
+@pytest.mark.parametrize("trainer", SLAB_TRAINERS)
+def test_single_slice_dataset_is_refused_before_anything_is_written(single_slice_dataset, trainer):
+    env = single_slice_dataset
+    proc = run(["nnUNetv2_train", "902", "2d", "0", "-tr", trainer, "-device", "cpu"], env, check=False)
     assert proc.returncode != 0
+    assert f"SlabPlanError: {trainer}: the dataset's images have a median of 1 slice(s)" in proc.stderr
     assert "For true 2D images use the stock trainer" in proc.stderr
     assert not os.path.exists(os.path.join(env["nnUNet_results"], "Dataset902_Flat"))
 
@@ -59,3 +78,40 @@ def test_alpha_that_cannot_split_nnunet_channels():
         make_slab_plans(plans, "2d", alpha=0.1)
     cfg = make_slab_plans(plans, "2d")["configurations"]["2d"]
     assert cfg["patch_size"] == [8, 64, 64] and cfg["batch_size"] == 1  # 10 slices do not fit a batch of 8
+
+
+@pytest.mark.parametrize("dsm,setting,value", [
+    ("distill", "alpha", 0.0), ("distill", "alpha", -0.5), ("distill", "alpha", 1.5),
+    ("residual", "shift_fraction", 0.0), ("residual", "shift_fraction", -0.125),
+    ("residual", "shift_fraction", 0.5000001), ("residual", "shift_fraction", 0.75)])
+def test_module_setting_outside_its_range_is_refused_by_the_slab_plans(planned, dsm, setting, value):
+    """On nnU-Net's real plans: the plan refuses what the network would refuse, with the network's own message."""
+    env, _ = planned
+    with pytest.raises(SlabPlanError) as e:
+        make_slab_plans(load_plans(env), "2d", dsm=dsm, trainer_name="MyDSMTrainer", **{setting: value})
+    message = str(e.value)
+    assert message.startswith("MyDSMTrainer: ")
+    assert message.endswith(f"(checked at stage 0 of the planned 2d network, 32 channels). Set {setting} in the "
+                            f"trainer class to a value that fits")
+    with pytest.raises(ValueError) as module_error:
+        DistillDSM(32, value) if dsm == "distill" else ResidualDSM(32, value)
+    assert str(module_error.value) in message  # one rule, stated once: the module's
+    # the other module kind ignores the setting, and the edge values are accepted
+    other = "residual" if dsm == "distill" else "distill"
+    assert make_slab_plans(load_plans(env), "2d", dsm=other, **{setting: value})["configurations"]["2d"][
+        "architecture"]["arch_kwargs"]["dsm"] == other
+    edge = {"alpha": 1.0, "shift_fraction": 0.5}[setting]
+    kwargs = make_slab_plans(load_plans(env), "2d", dsm=dsm, **{setting: edge})["configurations"]["2d"][
+        "architecture"]["arch_kwargs"]
+    assert kwargs[setting] == edge
+
+
+@pytest.mark.parametrize("alpha", [0.0, -0.5, 1.5])
+def test_trainer_with_alpha_outside_0_1_stops_at_its_start(planned, alpha):
+    """nnUNetv2_train builds the trainer first: a trainer class setting a bad alpha fails there, with SlabPlanError,
+    before nnU-Net's own __init__ (nothing built, nothing written)."""
+    env, _ = planned
+    trainer = type("DistillDSMTrainer_badAlpha", (DistillDSMTrainer,), {"alpha": alpha})
+    with pytest.raises(SlabPlanError, match=r"^DistillDSMTrainer_badAlpha: Distill DSM: alpha must be in \(0, 1\] .*, "
+                                            r"got " + str(alpha)):
+        trainer(load_plans(env), "2d", 0, load_dataset_json(env), torch.device("cpu"))

@@ -4,14 +4,50 @@ Both modules take the slices of a slab folded into the batch, shape (B*D, C, H, 
 view them as (B, D, C, H, W) to move features along D. Volumes never exchange anything:
 the shift is per volume and zero-filled at both ends of every stack (no wrap-around).
 
-The slab depth D is not in the tensor's shape, so the network that folds depth into the
-batch tells its modules with `set_slab_depth` before each forward pass.
+The slab depth D is not in the tensor's shape: each module holds it in its `depth`
+attribute. The networks that fold depth into the batch (`SlabUNet`, `PaperUNet`) set it on
+their modules themselves at every forward pass, from the input's depth; `set_slab_depth`
+does the same for a network built by hand from the modules (as the tests do).
+
+The rules for the settings live here once (`check_alpha`, `check_shift_fraction`): the
+modules and the slab plans (`trainers/slab_plans.py`, at trainer start) both call them.
 """
 from typing import Type
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+def check_alpha(alpha: float, channels: int) -> int:
+    """The number of channels Distill DSM distills from `channels` with `alpha`; ValueError if none fits.
+
+    alpha must be in (0, 1], and alpha*channels a whole multiple of 4 (R takes 1/2, F and B 1/4 each).
+    """
+    if not 0 < alpha <= 1:
+        raise ValueError(f"Distill DSM: alpha must be in (0, 1] (the fraction of a slice's channels the module "
+                         f"distills), got {alpha}. Use alpha 0.25, 0.5 or 1")
+    distilled = alpha * channels
+    if distilled != int(distilled) or int(distilled) % 4:
+        raise ValueError(
+            f"Distill DSM: alpha={alpha} of {channels} channels is {distilled:g} channels, not a multiple of 4, so "
+            f"they cannot be split into R (1/2), F (1/4) and B (1/4). Choose alpha so that alpha*channels is a "
+            f"multiple of 4 for every stage (e.g. alpha 0.25, 0.5 or 1 with nnU-Net's channel counts, multiples "
+            f"of 32)")
+    return int(distilled)
+
+
+def check_shift_fraction(shift_fraction: float, channels: int) -> int:
+    """The number of channels Residual DSM shifts each way out of `channels`; ValueError unless the fraction is
+    in (0, 0.5] and shifts at least one channel."""
+    if not 0 < shift_fraction <= 0.5:
+        raise ValueError(f"Residual DSM: shift_fraction must be in (0, 0.5] (that many channels move one slice "
+                         f"forward and as many one slice backward), got {shift_fraction}. The paper's (TSM's) is 1/8")
+    n = int(channels * shift_fraction)
+    if n < 1:
+        raise ValueError(f"Residual DSM: shift_fraction={shift_fraction} of {channels} channels shifts {n} "
+                         f"channels each way; choose a fraction in (0, 0.5] with at least one channel")
+    return n
 
 
 def shift_along_depth(x: torch.Tensor, depth: int, steps: int) -> torch.Tensor:
@@ -71,16 +107,8 @@ class DistillDSM(DepthShiftModule):
     def __init__(self, channels: int, alpha: float = 0.5, conv_op: Type[nn.Module] = nn.Conv2d,
                  kernel_size: int = 3):
         super().__init__()
-        if not 0 < alpha <= 1:
-            raise ValueError(f"DistillDSM: alpha must be in (0, 1], got {alpha}")
-        distilled = alpha * channels
-        if distilled != int(distilled) or int(distilled) % 4:
-            raise ValueError(
-                f"DistillDSM: alpha={alpha} of {channels} channels is {distilled:g} channels, which cannot be split "
-                f"into R (1/2), F (1/4) and B (1/4). Choose alpha so that alpha*channels is a multiple of 4 "
-                f"for every stage (e.g. alpha=0.5 with channel counts that are multiples of 8).")
         self.channels = channels
-        self.distilled = int(distilled)
+        self.distilled = check_alpha(alpha, channels)
         self.kept = channels - self.distilled
         self.quarter = self.distilled // 4
         self.distill = conv_op(self.distilled, self.distilled, kernel_size, padding=kernel_size // 2, bias=True)
@@ -103,11 +131,7 @@ class ResidualDSM(DepthShiftModule):
 
     def __init__(self, channels: int, shift_fraction: float = 1 / 8):
         super().__init__()
-        n = int(channels * shift_fraction)
-        if not 0 < shift_fraction <= 0.5 or n < 1:
-            raise ValueError(f"ResidualDSM: shift_fraction={shift_fraction} of {channels} channels shifts {n} "
-                             f"channels each way; choose a fraction in (0, 0.5] with at least one channel")
-        self.channels, self.n_shift = channels, n
+        self.channels, self.n_shift = channels, check_shift_fraction(shift_fraction, channels)
 
     def mix(self, x: torch.Tensor, depth: int) -> torch.Tensor:
         fwd, bwd, rest = x.split((self.n_shift, self.n_shift, self.channels - 2 * self.n_shift), dim=1)

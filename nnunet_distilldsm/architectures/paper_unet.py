@@ -56,3 +56,17 @@ class PaperUNet(nn.Module):
         for up in self.ups:
             y = up(y, skips.pop())
         return unfold_depth(self.outc(y), depth)
+
+
+PAPER_PARAMETER_COUNTS = [  # (network, dsm, alpha, inputs, outputs, the paper's count)
+    ("2D U-Net", "none", 0.5, 4, 3, 1_082_211), ("Distill DSM, alpha 1/2", "distill", 0.5, 1, 2, 1_216_266),
+    ("Distill DSM, alpha 1/4", "distill", 0.25, 2, 2, 1_115_606), ("Distill DSM, alpha 1", "distill", 1.0, 2, 2, 1_619_330)]
+
+
+def paper_parameter_table() -> str:
+    """The paper's parameter counts next to those of PaperUNet, as a markdown table."""
+    lines = ["| network | in | out | paper | ours | equal |", "|---|---|---|---|---|---|"]
+    for name, dsm, alpha, cin, cout, paper in PAPER_PARAMETER_COUNTS:
+        ours = sum(p.numel() for p in PaperUNet(cin, cout, dsm, alpha).parameters())
+        lines.append(f"| {name} | {cin} | {cout} | {paper:,} | {ours:,} | {'yes' if ours == paper else 'NO'} |")
+    return "\n".join(lines)

@@ -1,13 +1,20 @@
 """`nnunet-distilldsm benchmark`: Distill DSM against stock nnU-Net 2d and 3d_fullres, side by side.
 
-Trains (or reuses) four models with the same budget, predicts the same cases in one process
-(nnU-Net's stock predictor; the slab model also with the whole-stack predictor), models taking
-turns for `--rounds` rounds, and writes benchmarks/results/<dataset>_<profile>.md, .csv and .png:
-parameters, FLOPs per voxel, inference and training time, peak training memory, Dice and
-HD95 per class (mean +- sd over cases and folds), with time ratios against nnU-Net 2d and 3d.
+A benchmark is a set of runs: independent trainings of every model of a profile, one per fold
+(-f) and seed (--seeds). Each finished run writes a file of per-case Dice and HD95 and training
+cost (run_store.py); the tables aggregate every run file present, with paired confidence
+intervals against nnU-Net 2d and 3d_fullres (paired_stats.py). An invocation trains and predicts
+only the runs whose file is missing, so a study can be split over invocations and machines.
+
+Profiles (docs/benchmark.md): `cpu-small` (every model 625 iterations), `equal-time` (every
+model the same training seconds: its epochs follow from its own seconds per epoch, measured by
+a short calibration training in the same study), `channels-ablation`, `slab-sweep`, `full`
+(nnU-Net's 1000 epochs), `tiny` and `equal-time-tiny` (tests).
+Costs (parameters, FLOPs, inference seconds per voxel with the models taking turns for
+--rounds rounds, training step time and memory) are measured once per profile, on the first
+run's models, and kept beside the runs.
 """
 import argparse
-import csv
 import json
 import math
 import os
@@ -15,24 +22,45 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 
-from nnunet_distilldsm.benchmarks.metrics import dice, flops_per_voxel, hd95
+from nnunet_distilldsm.benchmarks import report
+from nnunet_distilldsm.benchmarks.metrics import (MissingBenchmarkDependency, dice, flops_per_voxel, hd95,
+                                                  require_benchmark_dependencies)
 from nnunet_distilldsm.benchmarks.model_folder import network_from_model_folder
+from nnunet_distilldsm.benchmarks.run_store import (cost_file, profile_folder, read_json, run_file, run_id, slug,
+                                                    source_commit, write_json)
+from nnunet_distilldsm.nnunet_commands import nnunet_environment, run_nnunet
+
+STANDARD = [("nnU-Net 2d", "nnUNetTrainer", "2d", "stock"),
+            ("nnU-Net 3d_fullres", "nnUNetTrainer", "3d_fullres", "stock"),
+            ("Residual DSM", "ResidualDSMTrainer", "2d", "stock"),
+            ("nnU-Net 2d, slices as channels +-2", "SlicesAsChannelsTrainer", "2d", "stock"),
+            ("Distill DSM", "DistillDSMTrainer", "2d", "stock"),
+            ("Distill DSM, whole stack", "DistillDSMTrainer", "2d", "whole-stack")]
+
+
+def budgeted(models, budget: str):
+    return [(m, f"{t}_{budget}", c, p) for m, t, c, p in models]
+
+
+FROM_2D = ("Distill DSM from 2d", "DistillDSMTrainer_from2d", "2d", "stock")
+# fine-tune trainer -> the 2d trainer whose model (same fold and seed) it starts from, via `nnunet-distilldsm from-2d`
+STARTS_FROM = {"DistillDSMTrainer_from2d_bench": "nnUNetTrainer_bench", "DistillDSMTrainer_from2d_tiny": "nnUNetTrainer_tiny"}
 
 PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
-    "cpu-small": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
-                  ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),
-                  ("Residual DSM", "ResidualDSMTrainer_bench", "2d", "stock"),
-                  ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock"),
-                  ("Distill DSM, whole stack", "DistillDSMTrainer_bench", "2d", "whole-stack")],
-    "full": [("nnU-Net 2d", "nnUNetTrainer", "2d", "stock"), ("nnU-Net 3d_fullres", "nnUNetTrainer", "3d_fullres", "stock"),
-             ("Residual DSM", "ResidualDSMTrainer", "2d", "stock"), ("Distill DSM", "DistillDSMTrainer", "2d", "stock"),
-             ("Distill DSM, whole stack", "DistillDSMTrainer", "2d", "whole-stack")],
+    "cpu-small": budgeted(STANDARD + [FROM_2D], "bench"),
+    "equal-time": budgeted(STANDARD, "timed"),
+    "full": STANDARD,
+    # neighbouring slices as input channels (2.5D): +-1 and +-2 against 2d and Distill DSM
+    "channels-ablation": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
+                          ("nnU-Net 2d, slices as channels +-1", "SlicesAsChannelsTrainer_k1_bench", "2d", "stock"),
+                          ("nnU-Net 2d, slices as channels +-2", "SlicesAsChannelsTrainer_bench", "2d", "stock"),
+                          ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock")],
     # which slab depth (and so batch of slabs) buys the most accuracy per second of training; all predicted
     # whole-stack, so inference is the same for all
     "slab-sweep": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
@@ -40,20 +68,21 @@ PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
                    ("Distill DSM, slab 8", "DistillDSMTrainer_slab8_bench", "2d", "whole-stack"),
                    ("Distill DSM, slab planned", "DistillDSMTrainer_bench", "2d", "whole-stack"),
                    ("Distill DSM, slab 16", "DistillDSMTrainer_slab16_bench", "2d", "whole-stack")],
+    "equal-time-tiny": budgeted([m for m in STANDARD if m[0] in ("nnU-Net 2d", "Distill DSM")], "timed"),  # tests
     "tiny": [("nnU-Net 2d", "nnUNetTrainer_tiny", "2d", "stock"), ("Distill DSM", "DistillDSMTrainer_tiny", "2d", "stock"),
-             ("Distill DSM, whole stack", "DistillDSMTrainer_tiny", "2d", "whole-stack")],
+             ("Distill DSM, whole stack", "DistillDSMTrainer_tiny", "2d", "whole-stack"),
+             ("Distill DSM from 2d", "DistillDSMTrainer_from2d_tiny", "2d", "stock")],
 }
 PREDICTORS = {"stock": "nnunetv2.inference.predict_from_raw_data.nnUNetPredictor",
               "whole-stack": "nnunet_distilldsm.whole_stack_predictor.WholeStackPredictor"}
+DEFAULT_TRAIN_MINUTES = 12.0
+# equal iterations and equal time, in one accuracy-against-training-time plot
+TRADEOFF = {"cpu-small": ("cpu-small", "equal-time"), "equal-time": ("cpu-small", "equal-time"),
+            "tiny": ("tiny", "equal-time-tiny"), "equal-time-tiny": ("tiny", "equal-time-tiny")}
 
 
 def say(msg: str):
     print(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def nnunet(cmd: List[str]):
-    exe = os.path.join(os.path.dirname(sys.executable), cmd[0])
-    subprocess.run([exe if os.path.exists(exe) else cmd[0], *cmd[1:]], check=True)
 
 
 def dataset_folder(root: str, dataset: str) -> str:
@@ -61,17 +90,18 @@ def dataset_folder(root: str, dataset: str) -> str:
     return os.path.join(root, maybe_convert_to_dataset_name(dataset))
 
 
-def cases_to_predict(raw: str, preprocessed: str, fold: int, ending: str):
+def benchmark_cases(raw: str, preprocessed: str, fold: int, ending: str):
     """[(case id, image files, label file)]: imagesTs with labelsTs if present, else fold's validation cases."""
+    from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder, \
+        get_identifiers_from_splitted_dataset_folder
     if os.path.isdir(os.path.join(raw, "labelsTs")):
-        ids = sorted(f[:-len(ending)] for f in os.listdir(os.path.join(raw, "labelsTs")) if f.endswith(ending))
         img, lab = "imagesTs", "labelsTs"
+        ids = sorted(get_identifiers_from_splitted_dataset_folder(os.path.join(raw, img), ending))
     else:
-        ids = sorted(json.load(open(os.path.join(preprocessed, "splits_final.json")))[fold]["val"])
         img, lab = "imagesTr", "labelsTr"
-    return [(i, sorted(os.path.join(raw, img, f) for f in os.listdir(os.path.join(raw, img))
-                       if f.startswith(i + "_") and f.endswith(ending) and len(f) == len(i) + 5 + len(ending)),
-             os.path.join(raw, lab, i + ending)) for i in ids]
+        ids = sorted(read_json(os.path.join(preprocessed, "splits_final.json"))[fold]["val"])
+    files = create_lists_from_splitted_dataset_folder(os.path.join(raw, img), ending, ids, num_processes=1)
+    return [(i, f, os.path.join(raw, lab, i + ending)) for i, f in zip(ids, files)]
 
 
 def load_predictor(kind: str, model_folder: str, fold: int, device: torch.device):
@@ -99,144 +129,216 @@ def network_cost(model_folder: str, fold: int) -> Dict[str, float]:
             "flops_per_voxel": flops_per_voxel(net, (1, n_in, *cfg.patch_size))}
 
 
-def mean_sd(values: List[float]) -> str:
-    v = [x for x in values if not math.isnan(x)]
-    if not v:
-        return "nan"
-    return f"{statistics.mean(v):.3f} +- {statistics.stdev(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+def training_record(model_folder: str, fold: int) -> dict:
+    """Epochs, iterations and seconds in nnU-Net's training loop, from the final checkpoint's log."""
+    from nnunet_distilldsm.trainers import TRAINERS
+    ckpt = torch.load(os.path.join(model_folder, f"fold_{fold}", "checkpoint_final.pth"), map_location="cpu",
+                      weights_only=False)
+    log = ckpt["logging"]
+    seconds = [e - s for s, e in zip(log["epoch_start_timestamps"], log["epoch_end_timestamps"])]
+    trainer = TRAINERS.get(ckpt["trainer_name"])
+    per_epoch = getattr(trainer, "iterations_per_epoch", 250)  # nnUNetTrainer's default
+    return {"epochs": len(seconds), "iterations": len(seconds) * per_epoch, "train_s": float(sum(seconds)),
+            "epoch_s": [float(s) for s in seconds], "seeded": hasattr(trainer, "iterations_per_epoch")}
+
+
+def evaluate(cases, pred_dir: str, ending: str, labels: Dict[int, str]) -> dict:
+    """{case: {"dice": {class: v}, "hd95": {class: mm}}} with NaN written as null."""
+    out = {}
+    for case, _, label_file in cases:
+        ref_img = sitk.ReadImage(label_file)
+        ref = sitk.GetArrayFromImage(ref_img)
+        pred = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(pred_dir, case + ending)))
+        spacing = ref_img.GetSpacing()[::-1]
+        clean = lambda v: None if math.isnan(v) else v  # noqa: E731
+        out[case] = {"dice": {n: clean(dice(pred, ref, v)) for v, n in labels.items()},
+                     "hd95": {n: clean(hd95(pred, ref, v, spacing)) for v, n in labels.items()}}
+    return out
+
+
+class Study:
+    """One dataset and profile: where its models train, predict and record."""
+
+    def __init__(self, dataset: str, profile: str, device: str, out_root: str, train_minutes: float):
+        from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw, nnUNet_results
+        os.environ.update(nnunet_environment())  # the predictors look up the trainers too
+        if not (nnUNet_raw and nnUNet_preprocessed and nnUNet_results):
+            raise SystemExit("benchmark: set nnUNet_raw, nnUNet_preprocessed and nnUNet_results (see nnU-Net's docs)")
+        self.raw, self.pre = dataset_folder(nnUNet_raw, dataset), dataset_folder(nnUNet_preprocessed, dataset)
+        self.results = nnUNet_results
+        self.dataset, self.name, self.profile = dataset, os.path.basename(self.raw), profile
+        self.models, self.device, self.out_root = PROFILES[profile], device, out_root
+        self.budget_s = train_minutes * 60 if profile.startswith("equal-time") else None
+        dataset_json = read_json(os.path.join(self.raw, "dataset.json"))
+        self.ending = dataset_json["file_ending"]
+        self.labels = {v: k for k, v in dataset_json["labels"].items() if isinstance(v, int) and v > 0}
+
+    def results_root(self, seed: int) -> str:
+        """nnUNet_results for seed 0 (models shared by profiles and by the user), a subfolder for other seeds
+        and for equal-time budgets, so trainings of one trainer and fold do not overwrite each other."""
+        tag = f"_equal-time-{self.budget_s:.0f}s" if self.budget_s else ""
+        return self.results if seed == 0 and not tag else os.path.join(self.results, "distilldsm_runs", f"seed{seed}{tag}")
+
+    def model_folder(self, trainer: str, config: str, seed: int) -> str:
+        return os.path.join(self.results_root(seed), self.name, f"{trainer}__nnUNetPlans__{config}")
+
+    def environment(self, seed: int, epochs: Optional[int] = None) -> dict:
+        from nnunet_distilldsm.trainers.short_runs import EPOCHS_VARIABLE, SEED_VARIABLE
+        env = dict(os.environ, nnUNet_results=self.results_root(seed), **{SEED_VARIABLE: str(seed)})
+        if epochs is not None:
+            env[EPOCHS_VARIABLE] = str(epochs)
+        return env
+
+    def prepare(self):
+        configs = sorted({m[2] for m in self.models})
+        if not os.path.isfile(os.path.join(self.pre, "nnUNetPlans.json")) or not all(
+                os.path.isdir(os.path.join(self.pre, f"nnUNetPlans_{c}")) for c in configs):
+            say(f"{self.name}: plan and preprocess")
+            run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", self.dataset, "-c", *configs, "-np", "2"])
+
+    def calibration(self) -> Dict[str, dict]:
+        """Equal-time: each trainer's seconds per epoch (a 2-epoch calibration training, the second epoch
+        counts) and the epochs that fill the budget. Kept in calibration.json, so every run of a study uses
+        the same epochs."""
+        path = os.path.join(profile_folder(self.out_root, self.name, self.profile), "calibration.json")
+        calib = read_json(path) if os.path.isfile(path) else {}
+        for _, trainer, config, _ in self.models:
+            key = f"{trainer}__{config}"
+            if key not in calib:
+                calib_trainer = trainer.replace("_timed", "_calib")
+                env = dict(self.environment(0), nnUNet_results=os.path.join(self.results, "distilldsm_runs",
+                                                                             "calibration"))
+                folder = os.path.join(env["nnUNet_results"], self.name, f"{calib_trainer}__nnUNetPlans__{config}")
+                if not os.path.isfile(os.path.join(folder, "fold_0", "checkpoint_final.pth")):
+                    say(f"calibrate {calib_trainer} {config}")
+                    run_nnunet(["nnUNetv2_train", self.dataset, config, "0", "-tr", calib_trainer, "-device", self.device], env)
+                epoch_s = training_record(folder, 0)["epoch_s"][-1]
+                calib[key] = {"epoch_s": epoch_s, "commit": source_commit(), "cpus": os.cpu_count()}
+                write_json(path, calib)
+            calib[key]["epochs"] = max(1, round(self.budget_s / calib[key]["epoch_s"]))
+        return calib
+
+    def run_missing(self, folds: List[int], seeds: List[int], train: bool, timing_cases: int, rounds: int):
+        """Train, predict and record every run of every model whose run file is missing."""
+        calib = self.calibration() if self.budget_s and train else None
+        for seed in seeds:
+            for fold in folds:
+                missing = [m for m in self.models
+                           if not os.path.isfile(run_file(self.out_root, self.name, self.profile, m[0], fold, seed))]
+                if not missing:
+                    continue
+                if not train:
+                    say(f"{run_id(fold, seed)}: {len(missing)} model(s) without a run file; --no-train leaves them")
+                    continue
+                cases = benchmark_cases(self.raw, self.pre, fold, self.ending)
+                for model, trainer, config, predictor in missing:
+                    folder = self.model_folder(trainer, config, seed)
+                    epochs = calib[f"{trainer}__{config}"]["epochs"] if calib else None
+                    start = self.start_from_2d(trainer, fold, seed)
+                    if not os.path.isfile(os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth")):
+                        # a training killed with the invocation resumes from its last epoch (nnU-Net's --c)
+                        resume = os.path.isfile(os.path.join(folder, f"fold_{fold}", "checkpoint_latest.pth"))
+                        say(f"{model}: {'resume' if resume else 'train'} {run_id(fold, seed)} ({trainer}, {config}"
+                            + (f", {epochs} epochs" if epochs else "") + (", from the 2d model" if start else "") + ")")
+                        extra = ["--c"] if resume else ["-pretrained_weights", start["weights"]] if start else []
+                        run_nnunet(["nnUNetv2_train", self.dataset, config, str(fold), "-tr", trainer, "-device",
+                                    self.device, *extra], self.environment(seed, epochs))
+                    say(f"{model}: predict {run_id(fold, seed)} ({len(cases)} cases)")
+                    pred_dir = os.path.join(self.out_root, "work", self.name, self.profile, slug(model), run_id(fold, seed))
+                    predict_timed(load_predictor(predictor, folder, fold, torch.device(self.device)), cases, pred_dir)
+                    record = {"dataset": self.name, "profile": self.profile, "model": model, "trainer": trainer,
+                              "configuration": config, "predictor": predictor, "fold": fold, "seed": seed,
+                              "run": run_id(fold, seed), "commit": source_commit(), "cpus": os.cpu_count(),
+                              "nnUNet_n_proc_DA": os.environ.get("nnUNet_n_proc_DA"), "device": self.device,
+                              "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                              **training_record(folder, fold), "cases": evaluate(cases, pred_dir, self.ending, self.labels)}
+                    if self.budget_s:
+                        record["budget_s"] = self.budget_s
+                    if start:
+                        record.update(started_from=start["trainer"], start_train_s=start["train_s"],
+                                      start_iterations=start["iterations"])
+                    write_json(run_file(self.out_root, self.name, self.profile, model, fold, seed), record)
+                    say(f"{model}: {run_id(fold, seed)} recorded")
+                self.measure_costs_if_missing(fold, seed, timing_cases, rounds)
+
+    def start_from_2d(self, trainer: str, fold: int, seed: int) -> Optional[dict]:
+        """For a fine-tune trainer: the 2d model it starts from (trained if missing) converted by
+        `nnunet-distilldsm from-2d` into -pretrained_weights; None for other trainers."""
+        if trainer not in STARTS_FROM:
+            return None
+        from nnunet_distilldsm.from_2d import convert
+        base = STARTS_FROM[trainer]
+        folder = self.model_folder(base, "2d", seed)
+        checkpoint = os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth")
+        if not os.path.isfile(checkpoint):
+            say(f"train the 2d model to start from: {base} {run_id(fold, seed)}")
+            run_nnunet(["nnUNetv2_train", self.dataset, "2d", str(fold), "-tr", base, "-device", self.device],
+                       self.environment(seed))
+        weights = os.path.join(self.out_root, "work", self.name, self.profile, f"{trainer}_{run_id(fold, seed)}.pth")
+        os.makedirs(os.path.dirname(weights), exist_ok=True)
+        convert(checkpoint, weights, trainer, force=True, seed=seed)
+        base_record = training_record(folder, fold)
+        return {"trainer": base, "weights": weights, "train_s": base_record["train_s"],
+                "iterations": base_record["iterations"]}
+
+    def measure_costs_if_missing(self, fold: int, seed: int, timing_cases: int, rounds: int):
+        """Costs of every model, on this run's models; inference timed with the models taking turns."""
+        if all(os.path.isfile(cost_file(self.out_root, self.name, self.profile, m[0])) for m in self.models):
+            return
+        if not all(os.path.isfile(os.path.join(self.model_folder(t, c, seed), f"fold_{fold}", "checkpoint_final.pth"))
+                   for _, t, c, _ in self.models):
+            return
+        cases = benchmark_cases(self.raw, self.pre, fold, self.ending)[:timing_cases]
+        dev = torch.device(self.device)
+        predictors = {m: load_predictor(p, self.model_folder(t, c, seed), fold, dev) for m, t, c, p in self.models}
+        infer = {m[0]: [] for m in self.models}
+        work = os.path.join(self.out_root, "work", self.name, self.profile, "timing")
+        for r in range(rounds):
+            for model, *_ in self.models:
+                say(f"{model}: time prediction, round {r + 1} of {rounds}")
+                infer[model].append(predict_timed(predictors[model], cases, os.path.join(work, slug(model))))
+        step_cost = {}
+        for model, trainer, config, _ in self.models:
+            folder = self.model_folder(trainer, config, seed)
+            if (trainer, config) not in step_cost:
+                say(f"{model}: training step cost")
+                step = json.loads(subprocess.run(
+                    [sys.executable, "-m", "nnunet_distilldsm.benchmarks.train_step", folder, "--fold", str(fold)],
+                    check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                step_cost[trainer, config] = {**network_cost(folder, fold), **step}
+            write_json(cost_file(self.out_root, self.name, self.profile, model),
+                       {**step_cost[trainer, config], "infer_s_per_voxel": statistics.median(infer[model]),
+                        "infer_rounds": infer[model], "timing_cases": len(cases), "measured_on": run_id(fold, seed),
+                        "commit": source_commit(), "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
+
+    def report(self) -> List[dict]:
+        rows = report.aggregate(self.out_root, self.name, self.profile, self.models)
+        if not rows:
+            say(f"no run files under {profile_folder(self.out_root, self.name, self.profile)} yet")
+            return rows
+        header = f"Budget: {self.budget_s / 60:g} training minutes per model and run." if self.budget_s else ""
+        stem = report.write_tables(rows, self.out_root, self.name, self.profile, header)
+        report.plot_profile(rows, stem + ".png", f"{self.name}, {self.profile}")
+        by_profile = {p: report.aggregate(self.out_root, self.name, p, PROFILES[p]) for p in TRADEOFF.get(self.profile, ())}
+        by_profile = {p: r for p, r in by_profile.items() if r}
+        if by_profile:
+            report.plot_tradeoff(by_profile, os.path.join(self.out_root, "results", f"{self.name}_tradeoff.png"),
+                                 f"{self.name}: accuracy against training time")
+        for r in rows:
+            say(f"{r['model']}: {r['runs']} run(s), Dice {r['dice_mean']:.3f} [{r['dice_lo']:.3f}, {r['dice_hi']:.3f}]"
+                f", vs 2d {report.ci_text(r, '2d')}, vs 3d {report.ci_text(r, '3d')}")
+        say(f"wrote {stem}.md, .csv, .png")
+        return rows
 
 
 def run_benchmark(dataset: str, folds: List[int], profile: str, device: str = "cpu", out_root: str = "benchmarks",
-                  train: bool = True, rounds: int = 3) -> List[dict]:
-    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw, nnUNet_results
-    if not (nnUNet_raw and nnUNet_preprocessed and nnUNet_results):
-        raise SystemExit("benchmark: set nnUNet_raw, nnUNet_preprocessed and nnUNet_results (see nnU-Net's docs)")
-    raw, pre = dataset_folder(nnUNet_raw, dataset), dataset_folder(nnUNet_preprocessed, dataset)
-    name = os.path.basename(raw)
-    models = PROFILES[profile]
-    if not os.path.isfile(os.path.join(pre, "nnUNetPlans.json")) or not all(
-            os.path.isdir(os.path.join(pre, f"nnUNetPlans_{c}")) for c in {m[2] for m in models}):
-        say(f"{name}: plan and preprocess")
-        nnunet(["nnUNetv2_plan_and_preprocess", "-d", dataset, "-c", *sorted({m[2] for m in models}), "-np", "2"])
-    dataset_json = json.load(open(os.path.join(raw, "dataset.json")))
-    ending = dataset_json["file_ending"]
-    labels = {v: k for k, v in dataset_json["labels"].items() if isinstance(v, int) and v > 0}
-    dev = torch.device(device)
-    folder = lambda trainer, config: os.path.join(nnUNet_results, name, f"{trainer}__nnUNetPlans__{config}")  # noqa
-    pred_dir = lambda model, fold: os.path.join(out_root, "work", name, model.replace(" ", "_").replace(",", ""),  # noqa
-                                                f"fold_{fold}")
-    for model, trainer, config, _ in models:
-        for fold in folds:
-            if not os.path.isfile(os.path.join(folder(trainer, config), f"fold_{fold}", "checkpoint_final.pth")):
-                if not train:
-                    raise SystemExit(f"benchmark: {folder(trainer, config)} fold {fold} is not trained (drop --no-train)")
-                say(f"{model}: train fold {fold} ({trainer}, {config})")
-                nnunet(["nnUNetv2_train", dataset, config, str(fold), "-tr", trainer, "-device", device])
-    # inference time: every model predicts the same cases in turn, `rounds` times; the median round counts
-    infer = {(m[0], f): [] for m in models for f in folds}
-    cases_of = {fold: cases_to_predict(raw, pre, fold, ending) for fold in folds}
-    for fold in folds:
-        cases = cases_of[fold]
-        predictors = {m[0]: load_predictor(m[3], folder(m[1], m[2]), fold, dev) for m in models}
-        for r in range(rounds):
-            for model, *_ in models:
-                say(f"{model}: predict fold {fold}, round {r + 1} of {rounds}")
-                infer[model, fold].append(predict_timed(predictors[model], cases, pred_dir(model, fold)))
-    rows, train_cost = [], {}
-    for model, trainer, config, _ in models:
-        per_case = {f"dice_{n}": [] for n in labels.values()} | {f"hd95_{n}": [] for n in labels.values()}
-        for fold in folds:
-            for case, _, label_file in cases_of[fold]:
-                ref_img = sitk.ReadImage(label_file)
-                ref = sitk.GetArrayFromImage(ref_img)
-                pred = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(pred_dir(model, fold), case + ending)))
-                for v, n in labels.items():
-                    per_case[f"dice_{n}"].append(dice(pred, ref, v))
-                    per_case[f"hd95_{n}"].append(hd95(pred, ref, v, ref_img.GetSpacing()[::-1]))
-        if (trainer, config) not in train_cost:
-            say(f"{model}: cost")
-            step = json.loads(subprocess.run(
-                [sys.executable, "-m", "nnunet_distilldsm.benchmarks.train_step", folder(trainer, config),
-                 "--fold", str(folds[0])], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-            train_cost[trainer, config] = {**network_cost(folder(trainer, config), folds[0]), **step}
-        n_cases = len(per_case[f"dice_{labels[min(labels)]}"])
-        case_dice = [np.nanmean([per_case[f"dice_{n}"][i] for n in labels.values()]) for i in range(n_cases)]
-        case_hd = [np.nanmean([per_case[f"hd95_{n}"][i] for n in labels.values()]) for i in range(n_cases)]
-        rows.append({"model": model, "trainer": trainer, "configuration": config, **train_cost[trainer, config],
-                     "infer_s_per_voxel": statistics.mean(statistics.median(infer[model, f]) for f in folds),
-                     "dice_mean": mean_sd(case_dice), **{k: mean_sd(v) for k, v in per_case.items() if k.startswith("dice")},
-                     "hd95_mean": mean_sd(case_hd), **{k: mean_sd(v) for k, v in per_case.items() if k.startswith("hd95")},
-                     "_dice": statistics.mean(case_dice), "_per_class": {n: np.nanmean(per_case[f"dice_{n}"]) for n in labels.values()}})
-        say(f"{model}: Dice {rows[-1]['dice_mean']}, {rows[-1]['infer_s_per_voxel']:.2e} s/voxel inference")
-    write_results(rows, name, out_root, profile, folds)
-    return rows
-
-
-def ratio(rows, row, key, ref_model):
-    ref = next((r for r in rows if r["model"] == ref_model), None)
-    return f"{row[key] / ref[key]:.2f}" if ref else "n/a"
-
-
-def write_results(rows: List[dict], name: str, out_root: str, profile: str, folds: List[int]):
-    out = os.path.join(out_root, "results")
-    os.makedirs(out, exist_ok=True)
-    for r in rows:
-        for key in ("infer_s_per_voxel", "train_s_per_iter", "peak_train_mem_mb"):
-            r[f"{key}_vs_2d"] = ratio(rows, r, key, "nnU-Net 2d")
-            r[f"{key}_vs_3d"] = ratio(rows, r, key, "nnU-Net 3d_fullres")
-    cols = ["model", "params", "flops_per_voxel", "infer_s_per_voxel", "train_s_per_iter", "peak_train_mem_mb",
-            "peak_rss_mb", "dice_mean"] + sorted(k for k in rows[0] if k.startswith("dice_") and k != "dice_mean") + ["hd95_mean"] + \
-        sorted(k for k in rows[0] if k.startswith("hd95_") and k != "hd95_mean") + \
-        ["infer_s_per_voxel_vs_2d", "infer_s_per_voxel_vs_3d", "train_s_per_iter_vs_2d", "train_s_per_iter_vs_3d",
-         "peak_train_mem_mb_vs_2d", "peak_train_mem_mb_vs_3d",
-         "trainer", "configuration", "batch", "patch"]
-    fmt = lambda v: f"{v:.3e}" if isinstance(v, float) and (abs(v) < 1e-2 or abs(v) > 1e5) else (  # noqa: E731
-        f"{v:.3f}" if isinstance(v, float) else str(v))
-    stem = f"{name}_{profile}"
-    with open(os.path.join(out, f"{stem}.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        w.writerows([[r[c] for c in cols] for r in rows])
-    with open(os.path.join(out, f"{stem}.md"), "w") as f:
-        f.write(f"# {name}: profile {profile}, folds {folds}, {torch.get_num_threads()} threads\n\n")
-        f.write("Written by `nnunet-distilldsm benchmark`. Dice/HD95: mean +- sd over cases; times per voxel "
-                "through nnU-Net's stock predictor (', whole stack': `nnunet-distilldsm predict`'s), median of the "
-                "rounds; training step from plans.json's batch and patch (peak_train_mem_mb: held at the end of the forward pass, "
-                "by malloc's count; peak_rss_mb: the process's peak resident memory).\n\n")
-        f.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
-        for r in rows:
-            f.write("| " + " | ".join(fmt(r[c]) for c in cols) + " |\n")
-    plot(rows, os.path.join(out, f"{stem}.png"), f"{name}, {profile}")
-    say(f"wrote {out}/{stem}.md, .csv, .png")
-
-
-def plot(rows: List[dict], path: str, title: str):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, r in enumerate(rows):
-        a.scatter(r["infer_s_per_voxel"] * 1e6, r["_dice"], s=70, color=colors[i % len(colors)], label=r["model"])
-    a.legend(fontsize=8, loc="lower right")
-    a.margins(0.15)
-    a.set_xlabel("inference time per voxel (us)")
-    a.set_ylabel("mean Dice")
-    a.set_title("accuracy against cost")
-    classes = list(rows[0]["_per_class"])
-    width = 0.8 / len(rows)
-    for i, r in enumerate(rows):
-        b.bar(np.arange(len(classes)) + i * width, [r["_per_class"][c] for c in classes], width, label=r["model"],
-              color=colors[i % len(colors)])
-    b.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes)
-    b.set_ylabel("Dice")
-    b.set_ylim(0, 1.25)
-    b.set_title("Dice per class")
-    b.legend(fontsize=8, loc="upper left", ncol=2)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+                  train: bool = True, rounds: int = 3, seeds: Optional[List[int]] = None,
+                  train_minutes: float = DEFAULT_TRAIN_MINUTES, timing_cases: int = 5) -> List[dict]:
+    study = Study(dataset, profile, device, out_root, train_minutes)
+    if train:
+        study.prepare()
+    study.run_missing(folds, seeds or [0], train, timing_cases, rounds)
+    return study.report()
 
 
 def main(argv=None):
@@ -245,13 +347,23 @@ def main(argv=None):
     p.add_argument("-d", "--dataset", required=True,
                    help="dataset id or name; 'synthetic' writes the embedded depth-context dataset (901) and "
                         "'real-scans' builds the real-scan brain dataset (902) if missing")
-    p.add_argument("-f", "--folds", type=int, nargs="+", default=[0])
+    p.add_argument("-f", "--folds", type=int, nargs="+", default=[0], help="folds: one run per fold and seed")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="training seeds: one run per fold and seed (default 0)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu-small")
+    p.add_argument("--train-minutes", type=float, default=DEFAULT_TRAIN_MINUTES,
+                   help=f"equal-time: training minutes per model and run (default {DEFAULT_TRAIN_MINUTES:g})")
     p.add_argument("--device", default="cpu")
-    p.add_argument("-o", "--out", default="benchmarks", help="writes <out>/results/<dataset>_<profile>.md, .csv, .png")
-    p.add_argument("--no-train", action="store_true", help="only use models that are already trained")
-    p.add_argument("--rounds", type=int, default=3, help="prediction rounds per model, interleaved; the median counts")
+    p.add_argument("-o", "--out", default="benchmarks",
+                   help="writes <out>/results/runs/... (run files) and <out>/results/<dataset>_<profile>.md, .csv, .png")
+    p.add_argument("--no-train", action="store_true", help="re-aggregate the run files present; train nothing")
+    p.add_argument("--rounds", type=int, default=3, help="inference timing rounds per model, interleaved; median counts")
+    p.add_argument("--timing-cases", type=int, default=5, help="test cases per inference timing round (default 5)")
     a = p.parse_args(argv)
+    try:
+        require_benchmark_dependencies()  # before hours of training, not at the first HD95
+    except MissingBenchmarkDependency as e:
+        raise SystemExit(f"benchmark: {e}")
     dataset = a.dataset
     if dataset == "synthetic":
         from nnunetv2.paths import nnUNet_raw
@@ -265,4 +377,7 @@ def main(argv=None):
         dataset = "902"
         if nnUNet_raw and not os.path.isdir(os.path.join(nnUNet_raw, f"Dataset902_{DATASET_NAME}")):
             build_brain_dataset(nnUNet_raw, 902)
-    run_benchmark(dataset, a.folds, a.profile, a.device, a.out, not a.no_train, a.rounds)
+    t = time.time()
+    run_benchmark(dataset, a.folds, a.profile, a.device, a.out, not a.no_train, a.rounds, a.seeds, a.train_minutes,
+                  a.timing_cases)
+    say(f"wall time {time.time() - t:.0f} s")

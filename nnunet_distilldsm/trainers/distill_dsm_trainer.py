@@ -1,4 +1,4 @@
-"""DistillDSMTrainer: nnU-Net's trainer, fed slabs of consecutive 2d slices.
+"""SlabTrainer: nnU-Net's trainer, fed slabs of consecutive 2d slices; DistillDSMTrainer is one.
 
 Everything but the plan is nnU-Net's own: data loading, augmentation, loss, deep
 supervision, validation, checkpoints, DDP. The trainer rewrites the planned 2d
@@ -16,20 +16,22 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from nnunet_distilldsm.trainers.slab_plans import SLAB_NETWORK, make_slab_plans
 
 
-class DistillDSMTrainer(nnUNetTrainer):
-    """Distill DSM on nnU-Net's planned 2d U-Net, alpha 1/2, one module per conv block."""
+class SlabTrainer(nnUNetTrainer):
+    """nnU-Net's planned 2d U-Net trained on slabs; the class attributes say which depth modules
+    (none here: nnU-Net 2d on slabs), where, and how slabs are cut. Every slab trainer derives from it."""
 
-    dsm: str = "distill"
+    dsm: str = "none"
     alpha: float = 0.5
     placement: str = "block"
     shift_fraction: float = 1 / 8
     slab_depth: Optional[int] = None  # None: whole median stack if it fits the 2d batch
+    input_neighbours: int = 0  # k: each slice also gets its k neighbours on both sides as input channels
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         plans = make_slab_plans(plans, configuration, self.dsm, self.alpha, self.placement, self.shift_fraction,
-                                self.slab_depth, world_size, type(self).__name__)
+                                self.slab_depth, world_size, type(self).__name__, self.input_neighbours)
         super().__init__(plans, configuration, fold, dataset_json, device)
 
     @staticmethod
@@ -40,7 +42,7 @@ class DistillDSMTrainer(nnUNetTrainer):
         folder's plans.json and the trainer named in the checkpoint, which may not belong together."""
         if configuration_manager.network_arch_class_name != SLAB_NETWORK:
             raise RuntimeError(
-                f"This checkpoint was trained by a slab trainer (DistillDSMTrainer or a variant), but the plans.json "
+                f"This checkpoint was trained by a slab trainer (a SlabTrainer: DistillDSMTrainer or a variant), but the plans.json "
                 f"next to it describes {configuration_manager.network_arch_class_name}, not a slab network: the model "
                 f"folder mixes files of different trainings. Put the checkpoint back into the folder it was trained "
                 f"in (nnU-Net saves the slab plans.json there) and predict with that folder's -tr/-p/-c")
@@ -59,3 +61,8 @@ class DistillDSMTrainer(nnUNetTrainer):
         self.inference_allowed_mirroring_axes = mirror_axes
         self.print_to_log_file(f"slab patch {self.configuration_manager.patch_size}, in-plane augmentation only")
         return rotation, True, initial_patch_size, mirror_axes
+
+
+class DistillDSMTrainer(SlabTrainer):
+    """Distill DSM on nnU-Net's planned 2d U-Net, alpha 1/2, one module per conv block."""
+    dsm = "distill"

@@ -1,34 +1,74 @@
 """Short training runs of each trainer, for tests, the demo and CPU benchmarks.
 
 `_tiny`: 2 epochs of 4 iterations (tests). `_demo`: 10 epochs of 25 iterations (README demo).
-`_bench`: 25 epochs of 25 iterations (the cpu-small benchmark). Stock nnUNetTrainer gets the same budgets, so comparisons are fair.
+`_bench`: 25 epochs of 25 iterations (the cpu-small benchmark). `_calib`: 2 epochs of 25, to
+measure seconds per epoch. `_timed`: epochs from NNUNET_DISTILLDSM_EPOCHS (the benchmark's
+equal-time profile sets them from each model's measured epoch time). Stock nnUNetTrainer gets
+the same budgets, so comparisons are fair.
+
+Every short run seeds torch, numpy and Python's `random` from NNUNET_DISTILLDSM_SEED when it
+is set. nnU-Net's augmentation workers seed themselves from the OS (nnU-Net passes no seeds),
+so only with nnUNet_n_proc_DA=0 (augmentation in the main process) does the seed cover them.
 Short runs save checkpoint_latest after every epoch, so `--c` resumes any interrupted run.
 """
+import os
+import random
+
+import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer
 from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer, DistillDSMTrainer_slab4, DistillDSMTrainer_slab8, \
-    DistillDSMTrainer_slab16
+    DistillDSMTrainer_slab16, SlicesAsChannelsTrainer, SlicesAsChannelsTrainer_k1
 
-BUDGETS = {"tiny": (2, 4, 2), "demo": (10, 25, 5), "bench": (25, 25, 5)}  # epochs, iterations per epoch, validation iterations
+SEED_VARIABLE = "NNUNET_DISTILLDSM_SEED"
+EPOCHS_VARIABLE = "NNUNET_DISTILLDSM_EPOCHS"
+# epochs (None: from EPOCHS_VARIABLE), iterations per epoch, validation iterations per epoch
+BUDGETS = {"tiny": (2, 4, 2), "demo": (10, 25, 5), "bench": (25, 25, 5), "calib": (2, 25, 5), "timed": (None, 25, 5),
+           "from2d_bench": (5, 25, 5), "from2d_tiny": (1, 4, 2)}  # from2d: fine-tunes of 20% of _bench (_tiny: 50%)
+
+
+def seed_from_environment():
+    """Seed torch, numpy and random from SEED_VARIABLE; return the seed (None when unset)."""
+    value = os.environ.get(SEED_VARIABLE)
+    if value is None:
+        return None
+    seed = int(value)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return seed
+
+
+def epochs_from_environment(trainer_name: str) -> int:
+    value = os.environ.get(EPOCHS_VARIABLE, "")
+    if not value.isdigit() or int(value) < 1:
+        raise RuntimeError(f"{trainer_name} trains for {EPOCHS_VARIABLE} epochs (a whole number >= 1), got "
+                           f"{value!r}: set it, or use a trainer with a fixed budget (e.g. the _bench variant). "
+                           f"`nnunet-distilldsm benchmark --profile equal-time` sets it for you")
+    return int(value)
 
 
 def shortened(base: type, budget: str) -> type:
     """`base` with a short training budget, named `<base>_<budget>`."""
     epochs, iterations, val_iterations = BUDGETS[budget]
+    name = f"{base.__name__}_{budget}"
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        seed = seed_from_environment()
         base.__init__(self, plans, configuration, fold, dataset_json, device)
-        self.num_epochs = epochs
+        self.num_epochs = epochs if epochs is not None else epochs_from_environment(name)
         self.num_iterations_per_epoch = iterations
         self.num_val_iterations_per_epoch = val_iterations
         self.save_every = 1
+        self.print_to_log_file(f"{name}: {self.num_epochs} epochs x {iterations} iterations, seed {seed} "
+                               f"(augmentation workers unseeded unless nnUNet_n_proc_DA=0)")
 
-    name = f"{base.__name__}_{budget}"
-    return type(name, (base,), {"__init__": __init__, "__module__": __name__, "__qualname__": name,
-                                "__doc__": f"{base.__name__}, {epochs} epochs x {iterations} iterations."})
+    doc = f"{base.__name__}, {epochs if epochs is not None else EPOCHS_VARIABLE} epochs x {iterations} iterations."
+    return type(name, (base,), {"__init__": __init__, "__module__": __name__, "__qualname__": name, "__doc__": doc,
+                                "iterations_per_epoch": iterations})
 
 
 nnUNetTrainer_tiny = shortened(nnUNetTrainer, "tiny")
@@ -43,3 +83,19 @@ ResidualDSMTrainer_bench = shortened(ResidualDSMTrainer, "bench")
 DistillDSMTrainer_slab4_bench = shortened(DistillDSMTrainer_slab4, "bench")  # the slab-sweep benchmark profile
 DistillDSMTrainer_slab8_bench = shortened(DistillDSMTrainer_slab8, "bench")
 DistillDSMTrainer_slab16_bench = shortened(DistillDSMTrainer_slab16, "bench")
+SlicesAsChannelsTrainer_tiny = shortened(SlicesAsChannelsTrainer, "tiny")
+SlicesAsChannelsTrainer_demo = shortened(SlicesAsChannelsTrainer, "demo")
+SlicesAsChannelsTrainer_bench = shortened(SlicesAsChannelsTrainer, "bench")
+SlicesAsChannelsTrainer_k1_bench = shortened(SlicesAsChannelsTrainer_k1, "bench")
+# fine-tunes started from a trained 2d model (`nnunet-distilldsm from-2d`), in their own results folders
+DistillDSMTrainer_from2d_bench = shortened(DistillDSMTrainer, "from2d_bench")
+DistillDSMTrainer_from2d_tiny = shortened(DistillDSMTrainer, "from2d_tiny")
+# the equal-time benchmark profile: calibrate seconds per epoch, then train that model's share of the budget
+nnUNetTrainer_calib = shortened(nnUNetTrainer, "calib")
+DistillDSMTrainer_calib = shortened(DistillDSMTrainer, "calib")
+ResidualDSMTrainer_calib = shortened(ResidualDSMTrainer, "calib")
+nnUNetTrainer_timed = shortened(nnUNetTrainer, "timed")
+DistillDSMTrainer_timed = shortened(DistillDSMTrainer, "timed")
+ResidualDSMTrainer_timed = shortened(ResidualDSMTrainer, "timed")
+SlicesAsChannelsTrainer_calib = shortened(SlicesAsChannelsTrainer, "calib")
+SlicesAsChannelsTrainer_timed = shortened(SlicesAsChannelsTrainer, "timed")

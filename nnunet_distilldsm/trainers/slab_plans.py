@@ -10,6 +10,8 @@ from typing import Optional
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from nnunet_distilldsm.architectures.depth_shift import check_alpha, check_shift_fraction
+
 
 SLAB_NETWORK = "nnunet_distilldsm.architectures.slab_unet.SlabUNet"
 
@@ -36,8 +38,11 @@ def slab_depth_and_batch(median_depth: int, batch_2d: int, slab_depth: Optional[
 
 def make_slab_plans(plans: dict, configuration: str, dsm: str = "distill", alpha: float = 0.5,
                     placement: str = "block", shift_fraction: float = 1 / 8, slab_depth: Optional[int] = None,
-                    world_size: int = 1, trainer_name: str = "DistillDSMTrainer") -> dict:
-    """A copy of `plans` whose `configuration` trains SlabUNet on [D, H, W] slabs of the 2d data."""
+                    world_size: int = 1, trainer_name: str = "DistillDSMTrainer", input_neighbours: int = 0) -> dict:
+    """A copy of `plans` whose `configuration` trains SlabUNet on [D, H, W] slabs of the 2d data.
+
+    input_neighbours=k feeds each slice's k neighbours on both sides as extra input channels.
+    """
     available = list(plans.get("configurations", {}))
     if configuration not in available:
         raise SlabPlanError(
@@ -62,11 +67,15 @@ def make_slab_plans(plans: dict, configuration: str, dsm: str = "distill", alpha
         raise SlabPlanError(f"{trainer_name}: slab depth must be >= 1, got {slab_depth}")
     kwargs = copy.deepcopy(arch["arch_kwargs"])
     for stage, features in enumerate(kwargs["features_per_stage"]):
-        if dsm == "distill" and (alpha * features != int(alpha * features) or int(alpha * features) % 4):
-            raise SlabPlanError(
-                f"{trainer_name}: alpha={alpha} of stage {stage}'s {features} channels is {alpha * features:g}, "
-                f"not a multiple of 4 (R, F and B take 1/2, 1/4, 1/4 of them). Use alpha 0.25, 0.5 or 1 with "
-                f"nnU-Net's channel counts (multiples of 32)")
+        try:  # the modules' own rules, so a setting the network would refuse fails here, at trainer start
+            if dsm == "distill":
+                check_alpha(alpha, features)
+            elif dsm == "residual":
+                check_shift_fraction(shift_fraction, features)
+        except ValueError as e:
+            setting = "alpha" if dsm == "distill" else "shift_fraction"
+            raise SlabPlanError(f"{trainer_name}: {e} (checked at stage {stage} of the planned 2d network, {features} "
+                                f"channels). Set {setting} in the trainer class to a value that fits") from None
     depth, batch = slab_depth_and_batch(median_depth, resolved["batch_size"], slab_depth, world_size)
     kwargs.update(
         kernel_sizes=with_leading_one(kwargs["kernel_sizes"]),
@@ -74,6 +83,8 @@ def make_slab_plans(plans: dict, configuration: str, dsm: str = "distill", alpha
         base_network_class_name=arch["network_class_name"],
         dsm=dsm, alpha=alpha, placement=placement, shift_fraction=shift_fraction,
     )
+    if input_neighbours:  # only then, so the other trainers' plans stay as they were
+        kwargs.update(input_neighbours=input_neighbours)
     resolved = copy.deepcopy(resolved)
     resolved.pop("inherits_from", None)
     resolved.update(

@@ -1,15 +1,26 @@
 """Trainer variants, each one setting, named as nnU-Net names its variants."""
-from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer
+from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer, SlabTrainer
 
 
-class ResidualDSMTrainer(DistillDSMTrainer):
+class ResidualDSMTrainer(SlabTrainer):
     """The paper's baseline: TSM's parameter-free residual shift (1/8 of channels each way)."""
     dsm = "residual"
 
 
-class SlabUNetTrainer(DistillDSMTrainer):
+class SlabUNetTrainer(SlabTrainer):
     """Ablation: the slab network without modules, i.e. nnU-Net's 2d U-Net fed slabs."""
     dsm = "none"
+
+
+class SlicesAsChannelsTrainer(SlabUNetTrainer):
+    """Baseline (2.5D): nnU-Net's 2d network on slabs, each slice given its +-2 neighbours as extra input
+    channels (5 x the dataset's channels, modality-major; zeros beyond the stack's ends)."""
+    input_neighbours = 2
+
+
+class SlicesAsChannelsTrainer_k1(SlicesAsChannelsTrainer):
+    """Slices as channels with +-1 neighbours (3 x the dataset's channels)."""
+    input_neighbours = 1
 
 
 class DistillDSMTrainer_alpha025(DistillDSMTrainer):

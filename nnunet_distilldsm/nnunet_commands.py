@@ -1,0 +1,26 @@
+"""Run nnU-Net's console commands of this Python environment, with this plugin's trainers visible."""
+import os
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+from nnunet_distilldsm import trainer_dir
+
+
+def nnunet_environment(base: Optional[dict] = None, **overrides: str) -> dict:
+    """`base` (default os.environ) with nnUNet_extTrainer set to this plugin's trainer folder unless given."""
+    env = dict(os.environ if base is None else base, **overrides)
+    env.setdefault("nnUNet_extTrainer", trainer_dir())
+    return env
+
+
+def run_nnunet(cmd: List[str], env: Optional[dict] = None, echo: bool = False):
+    """Run one nnU-Net command (e.g. ["nnUNetv2_train", ...]); raise CalledProcessError if it fails."""
+    exe = os.path.join(os.path.dirname(sys.executable), cmd[0])
+    if echo:
+        print(f"\n$ {' '.join(cmd)}", flush=True)
+    t = time.time()
+    subprocess.run([exe if os.path.exists(exe) else cmd[0], *cmd[1:]], env=nnunet_environment(env), check=True)
+    if echo:
+        print(f"[{cmd[0]} took {time.time() - t:.0f} s]", flush=True)

@@ -1,0 +1,20 @@
+"""Helpers shared by several test files (pytest imports them from here, never from another test_*.py)."""
+import json
+import os
+
+import torch
+
+# a small planned-2d-like network: 3 stages, (1, k, k) kernels and strides as slab plans write them
+SMALL = dict(n_stages=3, features_per_stage=[8, 16, 32], conv_op=torch.nn.Conv2d, kernel_sizes=[[1, 3, 3]] * 3,
+             strides=[[1, 1, 1], [1, 2, 2], [1, 2, 2]], n_conv_per_stage=[2, 2, 2], n_conv_per_stage_decoder=[2, 2],
+             conv_bias=True, norm_op=torch.nn.InstanceNorm2d, norm_op_kwargs={"eps": 1e-5, "affine": True},
+             nonlin=torch.nn.LeakyReLU, nonlin_kwargs={"inplace": True})
+
+
+def load_plans(env, plans_name="nnUNetPlans", dataset="Dataset901_DepthContext"):
+    """The plans nnUNetv2_plan_and_preprocess wrote for the `planned` fixture's dataset (a dict)."""
+    return json.load(open(os.path.join(env["nnUNet_preprocessed"], dataset, f"{plans_name}.json")))
+
+
+def load_dataset_json(env, dataset="Dataset901_DepthContext"):
+    return json.load(open(os.path.join(env["nnUNet_preprocessed"], dataset, "dataset.json")))

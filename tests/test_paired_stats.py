@@ -1,0 +1,86 @@
+"""The benchmark's statistics and aggregation, on run files with known differences."""
+import math
+
+import numpy as np
+import pytest
+
+from nnunet_distilldsm.benchmarks import report
+from nnunet_distilldsm.benchmarks.paired_stats import paired_difference
+from nnunet_distilldsm.benchmarks.run_store import load_runs, run_file, write_json
+
+
+def table(base, runs=3, cases=20, noise=0.05, seed=0, run_effect=None):
+    rng = np.random.default_rng(seed)
+    return {f"fold{r}_seed0": {f"case_{c:03d}": base + (run_effect[r] if run_effect else 0) + rng.normal(0, noise)
+                                for c in range(cases)} for r in range(runs)}
+
+
+def test_a_clear_gain_is_better_and_its_interval_holds_the_mean():
+    d = paired_difference(table(0.8, seed=1), table(0.6, seed=2))
+    assert d.runs == 3 and d.cases == 20
+    assert d.lo < d.mean < d.hi and d.lo > 0.15 and d.hi < 0.25
+    assert d.verdict == "better"
+    assert paired_difference(table(0.6, seed=2), table(0.8, seed=1)).verdict == "worse"
+
+
+def test_equal_models_are_not_distinguishable():
+    assert paired_difference(table(0.7, seed=3), table(0.7, seed=4)).verdict == "not distinguishable"
+
+
+def test_run_to_run_spread_widens_the_interval():
+    """Same mean gain, but the gain varies between trainings: the crossed bootstrap must see it."""
+    steady = paired_difference(table(0.8, seed=1, noise=0.01), table(0.7, seed=2, noise=0.01))
+    shaky = paired_difference(table(0.8, seed=1, noise=0.01, run_effect=[-0.1, 0.0, 0.1]),
+                              table(0.7, seed=2, noise=0.01))
+    assert shaky.mean == pytest.approx(steady.mean, abs=0.01)
+    assert shaky.hi - shaky.lo > 5 * (steady.hi - steady.lo)
+
+
+def test_pairs_only_shared_runs_and_cases_and_skips_nan():
+    a = {"fold0_seed0": {"x": 0.9, "y": 0.5, "z": math.nan}, "fold1_seed0": {"x": 0.9, "y": 0.8}}
+    b = {"fold0_seed0": {"x": 0.7, "y": 0.5, "z": 0.1}}
+    d = paired_difference(a, b)
+    assert d.runs == 1 and d.cases == 2 and d.mean == pytest.approx(0.1)
+    assert paired_difference(a, {"fold9_seed0": {"x": 0.1}}) is None
+
+
+def test_runs_with_their_own_cases_resample_runs():
+    """Folds that predict their own validation cases (no imagesTs): each run is averaged, runs resampled."""
+    a = {f"fold{f}_seed0": {f"case_{f}": 0.8 + 0.01 * f} for f in range(5)}
+    b = {f"fold{f}_seed0": {f"case_{f}": 0.6} for f in range(5)}
+    d = paired_difference(a, b)
+    assert d.runs == 5 and d.cases == 5
+    assert d.mean == pytest.approx(0.22) and 0.2 <= d.lo <= d.hi <= 0.24 and d.verdict == "better"
+
+
+def write_runs(out, model, dice_by_run, train_s=100.0):
+    for run, cases in dice_by_run.items():
+        fold = int(run[4:run.index("_")])
+        write_json(run_file(str(out), "DatasetX", "p", model, fold, 0),
+                   {"run": run, "fold": fold, "seed": 0, "train_s": train_s, "iterations": 625,
+                    "cases": {c: {"dice": {"a": v, "b": v}, "hd95": {"a": 1.0, "b": None}} for c, v in cases.items()}})
+
+
+def test_aggregate_gives_one_row_per_model_with_paired_columns(tmp_path):
+    models = [("nnU-Net 2d", "T2", "2d", "stock"), ("nnU-Net 3d_fullres", "T3", "3d_fullres", "stock"),
+              ("Distill DSM", "TD", "2d", "stock"), ("Not run", "TN", "2d", "stock")]
+    write_runs(tmp_path, "nnU-Net 2d", table(0.6, seed=1), train_s=50)
+    write_runs(tmp_path, "nnU-Net 3d_fullres", table(0.9, seed=2), train_s=200)
+    write_runs(tmp_path, "Distill DSM", table(0.85, seed=3, runs=2), train_s=60)
+    assert len(load_runs(str(tmp_path), "DatasetX", "p", "Distill DSM")) == 2
+    rows = report.aggregate(str(tmp_path), "DatasetX", "p", models)
+    assert [r["model"] for r in rows] == ["nnU-Net 2d", "nnU-Net 3d_fullres", "Distill DSM"]
+    dsm = rows[2]
+    assert dsm["runs"] == 2 and dsm["train_s_total"] == 120 and dsm["iterations"] == 625
+    assert dsm["verdict_vs_2d"] == "better" and dsm["verdict_vs_3d"] == "worse"
+    assert dsm["dice_vs_2d_lo"] < dsm["dice_vs_2d"] < dsm["dice_vs_2d_hi"]
+    assert dsm["dice_vs_2d"] == pytest.approx(0.25, abs=0.03)
+    assert rows[0]["dice_vs_2d"] == 0 and rows[0]["verdict_vs_2d"] == ""  # the reference against itself
+    stem = report.write_tables(rows, str(tmp_path), "DatasetX", "p")
+    import csv
+    csv_rows = list(csv.DictReader(open(stem + ".csv")))
+    for col in ("runs", "dice_mean", "dice_vs_2d", "dice_vs_2d_lo", "dice_vs_2d_hi", "dice_vs_3d", "dice_vs_3d_lo",
+                "dice_vs_3d_hi", "train_s_total"):
+        assert all(not math.isnan(float(r[col])) for r in csv_rows), col
+    assert csv_rows[2]["trainer"] == "TD" and csv_rows[2]["configuration"] == "2d"
+    assert "bootstrap" in open(stem + ".md").read()
