@@ -115,6 +115,9 @@ def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, he
                 f"{METHOD}. run sd: standard deviation of the runs' mean Dice. Train s: seconds in nnU-Net's "
                 f"training loop (epoch timestamps), mean per run; a fine-tune's also with the training of the model "
                 f"it started from.\n\n")
+        if any(r["runs"] < 3 for r in rows):
+            f.write("**Fewer than 3 runs for some models: their intervals cover test-case noise and the runs present, "
+                    "not the run-to-run spread of training; read them as preliminary.**\n\n")
         f.write("| model | runs | Dice [95% CI] | run sd | vs 2d | vs 3d_fullres | iterations | train s | "
                 "HD95 (mm) | params | inference s/voxel | train s/step (probe) | train MB held |\n")
         f.write("|" + "---|" * 13 + "\n")
