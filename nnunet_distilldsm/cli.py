@@ -21,6 +21,8 @@ def main(argv=None) -> int:
     brains.add_argument("--sources", nargs="+", default=None, help="a subset of the sources (default: all five)")
     sub.add_parser("network-speed", help="forward+backward time of slab networks against the 2D network",
                    add_help=False)
+    sub.add_parser("gpu-speed", help="training-step time and peak GPU memory of Distill DSM against nnU-Net 2d and "
+                                     "3d_fullres (needs only torch and dynamic_network_architectures)", add_help=False)
     sub.add_parser("predict", help="nnUNetv2_predict for slab models, whole stacks at once: exact, no slabs along "
                                    "depth, no half-written files", add_help=False)
     sub.add_parser("from-2d", help="write a -pretrained_weights file that starts a slab trainer from a trained "
@@ -42,6 +44,10 @@ def main(argv=None) -> int:
     if args.command == "network-speed":
         from nnunet_distilldsm.benchmarks.network_speed import main as network_speed
         network_speed(rest)
+        return 0
+    if args.command == "gpu-speed":
+        from nnunet_distilldsm.benchmarks.gpu_speed import main as gpu_speed
+        gpu_speed(rest)
         return 0
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")

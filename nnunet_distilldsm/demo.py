@@ -30,7 +30,8 @@ def train_predict_evaluate(env: dict, raw: str, workdir: str, trainer: str, devi
     pred = os.path.join(workdir, "predictions", trainer)
     run_nnunet(["nnUNetv2_predict", "-i", os.path.join(raw, "imagesTs"), "-o", pred, "-d", str(DATASET_ID), "-c", "2d",
                 "-tr", trainer, "-f", "0", "-device", device], env, echo=True)
-    model = os.path.join(env["nnUNet_results"], DATASET, f"{trainer}__nnUNetPlans__2d")
+    from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
+    model = os.path.join(env["nnUNet_results"], DATASET, convert_trainer_plans_config_to_identifier(trainer, "nnUNetPlans", "2d"))
     run_nnunet(["nnUNetv2_evaluate_folder", os.path.join(raw, "labelsTs"), pred, "-djfile",
                 os.path.join(model, "dataset.json"), "-pfile", os.path.join(model, "plans.json")], env, echo=True)
     summary = json.load(open(os.path.join(pred, "summary.json")))

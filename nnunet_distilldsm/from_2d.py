@@ -31,7 +31,7 @@ from nnunetv2.utilities.label_handling.label_handling import determine_num_input
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_distilldsm.trainers.distill_dsm_trainer import SlabTrainer
-from nnunet_distilldsm.trainers.slab_plans import SLAB_NETWORK, SlabPlanError, make_slab_plans
+from nnunet_distilldsm.trainers.slab_plans import SLAB_NETWORK, SlabPlanError
 
 SEG_LAYERS = ".seg_layers."  # what nnU-Net's load_pretrained_weights skips
 
@@ -49,13 +49,6 @@ def find_trainer(name: str) -> type:
         return found
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
     return recursive_find_trainer_class_by_name(name)
-
-
-def slab_plans(trainer: type, plans: dict, configuration: str) -> dict:
-    """The plans `trainer` trains with (what its __init__ makes of `plans`); one rank."""
-    extra = {"input_neighbours": trainer.input_neighbours} if getattr(trainer, "input_neighbours", 0) else {}
-    return make_slab_plans(plans, configuration, trainer.dsm, trainer.alpha, trainer.placement, trainer.shift_fraction,
-                           trainer.slab_depth, 1, trainer.__name__, **extra)
 
 
 def describe(weights: dict) -> dict:
@@ -196,7 +189,7 @@ def convert(checkpoint: str, out: str, trainer: str = "DistillDSMTrainer", force
             f"in: nnUNetv2_train saves that training's plans.json and dataset.json there")
 
     try:
-        splans = slab_plans(trainer_cls, plans, configuration)
+        splans = trainer_cls.slab_plans(plans, configuration)
     except SlabPlanError as e:
         raise From2dError(f"from-2d: {e}") from e
     spm = PlansManager(splans)

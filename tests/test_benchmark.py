@@ -120,13 +120,21 @@ def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budg
                 "--rounds", "1", "-o", str(out)], env, timeout=1800)
     folder = out / "results" / "runs" / "Dataset901_DepthContext" / "equal-time-tiny"
     calibration = json.loads((folder / "calibration.json").read_text())
-    assert set(calibration) == {"nnUNetTrainer_timed__2d", "DistillDSMTrainer_timed__2d"}
+    assert set(calibration) == {"nnUNetTrainer_timed__2d", "DistillDSMTrainer_timed__2d",
+                                "DistillDSMTrainer_from2d_timed__2d", "nnUNetTrainer_timedStart__2d"}
     for model, key in (("nnU-Net_2d", "nnUNetTrainer_timed__2d"), ("Distill_DSM", "DistillDSMTrainer_timed__2d")):
         record = json.loads((folder / model / "fold0_seed0.json").read_text())
         epoch_s = calibration[key]["epoch_s"]
         assert epoch_s > 0 and record["budget_s"] == 30
         assert record["epochs"] == max(1, round(30 / epoch_s)) and record["iterations"] == 25 * record["epochs"]
         assert record["train_s"] > 0
+    # from 2d: its 2d model's training counts towards the budget, 80% of it, the fine-tune 20%
+    record = json.loads((folder / "Distill_DSM_from_2d" / "fold0_seed0.json").read_text())
+    assert record["started_from"] == "nnUNetTrainer_timedStart"
+    assert calibration["nnUNetTrainer_timedStart__2d"]["epoch_s"] == calibration["nnUNetTrainer_timed__2d"]["epoch_s"]
+    assert record["epochs"] == max(1, round(0.2 * 30 / calibration["DistillDSMTrainer_timed__2d"]["epoch_s"]))
+    assert record["start_iterations"] == 25 * max(1, round(0.8 * 30 / calibration["nnUNetTrainer_timed__2d"]["epoch_s"]))
+    assert record["start_train_s"] > 0
     assert "Budget: 0.5 training minutes" in (out / "results" / "Dataset901_DepthContext_equal-time-tiny.md").read_text()
     assert os.path.getsize(out / "results" / "Dataset901_DepthContext_tradeoff.png") > 10_000
     assert "Distill DSM: 1 run(s)" in proc.stdout

@@ -8,7 +8,7 @@ only the runs whose file is missing, so a study can be split over invocations an
 
 Profiles (docs/benchmark.md): `cpu-small` (every model 625 iterations), `equal-time` (every
 model the same training seconds: its epochs follow from its own seconds per epoch, measured by
-a short calibration training in the same study), `channels-ablation`, `slab-sweep`, `full`
+a short calibration training in the same study), `channels-ablation`, `slab-recipe`, `slab-sweep`, `full`
 (nnU-Net's 1000 epochs), `tiny` and `equal-time-tiny` (tests).
 Costs (parameters, FLOPs, inference seconds per voxel with the models taking turns for
 --rounds rounds, training step time and memory) are measured once per profile, on the first
@@ -50,25 +50,39 @@ def budgeted(models, budget: str):
 
 FROM_2D = ("Distill DSM from 2d", "DistillDSMTrainer_from2d", "2d", "stock")
 # fine-tune trainer -> the 2d trainer whose model (same fold and seed) it starts from, via `nnunet-distilldsm from-2d`
-STARTS_FROM = {"DistillDSMTrainer_from2d_bench": "nnUNetTrainer_bench", "DistillDSMTrainer_from2d_tiny": "nnUNetTrainer_tiny"}
+STARTS_FROM = {"DistillDSMTrainer_from2d_bench": "nnUNetTrainer_bench", "DistillDSMTrainer_from2d_tiny": "nnUNetTrainer_tiny",
+               "DistillDSMTrainer_from2d_timed": "nnUNetTrainer_timedStart"}
+# equal-time: a from-2d run's 2d training counts towards its budget; the fine-tune gets this share of it
+# (as its iterations are 20% of the 2d model's in cpu-small), the 2d model it starts from the rest
+FROM_2D_SHARE = 0.2
+BUDGET_SHARE = {"DistillDSMTrainer_from2d_timed": FROM_2D_SHARE, "nnUNetTrainer_timedStart": 1 - FROM_2D_SHARE}
+# equal-time trainers whose seconds per epoch another trainer's calibration measures (same network, same data)
+CALIBRATED_AS = {"DistillDSMTrainer_from2d_timed": "DistillDSMTrainer_calib", "nnUNetTrainer_timedStart": "nnUNetTrainer_calib"}
 
 PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
     "cpu-small": budgeted(STANDARD + [FROM_2D], "bench"),
-    "equal-time": budgeted(STANDARD, "timed"),
+    "equal-time": budgeted(STANDARD + [FROM_2D], "timed"),
     "full": STANDARD,
     # neighbouring slices as input channels (2.5D): +-1 and +-2 against 2d and Distill DSM
     "channels-ablation": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
                           ("nnU-Net 2d, slices as channels +-1", "SlicesAsChannelsTrainer_k1_bench", "2d", "stock"),
                           ("nnU-Net 2d, slices as channels +-2", "SlicesAsChannelsTrainer_bench", "2d", "stock"),
                           ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock")],
-    # which slab depth (and so batch of slabs) buys the most accuracy per second of training; all predicted
-    # whole-stack, so inference is the same for all
+    # the slab recipe (issue 11): foreground oversampling at one slab per batch, and slabs per batch at the
+    # 2d batch's voxels; all predicted as users predict (stock nnUNetv2_predict)
+    "slab-recipe": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
+                    ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),
+                    ("Distill DSM, stock oversampling", "DistillDSMTrainer_stockOversampling_bench", "2d", "stock"),
+                    ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock"),
+                    ("Distill DSM, 2 slabs per batch", "DistillDSMTrainer_2slabs_bench", "2d", "stock"),
+                    ("Distill DSM, 3 slabs per batch", "DistillDSMTrainer_3slabs_bench", "2d", "stock")],
+    # which slab depth buys the most accuracy per second of training; all predicted whole-stack
     "slab-sweep": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
                    ("Distill DSM, slab 4", "DistillDSMTrainer_slab4_bench", "2d", "whole-stack"),
                    ("Distill DSM, slab 8", "DistillDSMTrainer_slab8_bench", "2d", "whole-stack"),
                    ("Distill DSM, slab planned", "DistillDSMTrainer_bench", "2d", "whole-stack"),
                    ("Distill DSM, slab 16", "DistillDSMTrainer_slab16_bench", "2d", "whole-stack")],
-    "equal-time-tiny": budgeted([m for m in STANDARD if m[0] in ("nnU-Net 2d", "Distill DSM")], "timed"),  # tests
+    "equal-time-tiny": budgeted([m for m in STANDARD if m[0] in ("nnU-Net 2d", "Distill DSM")] + [FROM_2D], "timed"),
     "tiny": [("nnU-Net 2d", "nnUNetTrainer_tiny", "2d", "stock"), ("Distill DSM", "DistillDSMTrainer_tiny", "2d", "stock"),
              ("Distill DSM, whole stack", "DistillDSMTrainer_tiny", "2d", "whole-stack"),
              ("Distill DSM from 2d", "DistillDSMTrainer_from2d_tiny", "2d", "stock")],
@@ -79,6 +93,12 @@ DEFAULT_TRAIN_MINUTES = 12.0
 # equal iterations and equal time, in one accuracy-against-training-time plot
 TRADEOFF = {"cpu-small": ("cpu-small", "equal-time"), "equal-time": ("cpu-small", "equal-time"),
             "tiny": ("tiny", "equal-time-tiny"), "equal-time-tiny": ("tiny", "equal-time-tiny")}
+
+
+def model_identifier(trainer: str, config: str) -> str:
+    """nnU-Net's name of a model folder (the benchmark always uses nnUNetPlans)."""
+    from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
+    return convert_trainer_plans_config_to_identifier(trainer, "nnUNetPlans", config)
 
 
 def say(msg: str):
@@ -180,7 +200,7 @@ class Study:
         return self.results if seed == 0 and not tag else os.path.join(self.results, "distilldsm_runs", f"seed{seed}{tag}")
 
     def model_folder(self, trainer: str, config: str, seed: int) -> str:
-        return os.path.join(self.results_root(seed), self.name, f"{trainer}__nnUNetPlans__{config}")
+        return os.path.join(self.results_root(seed), self.name, model_identifier(trainer, config))
 
     def environment(self, seed: int, epochs: Optional[int] = None) -> dict:
         from nnunet_distilldsm.trainers.short_runs import EPOCHS_VARIABLE, SEED_VARIABLE
@@ -198,24 +218,26 @@ class Study:
 
     def calibration(self) -> Dict[str, dict]:
         """Equal-time: each trainer's seconds per epoch (a 2-epoch calibration training, the second epoch
-        counts) and the epochs that fill the budget. Kept in calibration.json, so every run of a study uses
-        the same epochs."""
+        counts) and the epochs that fill its share of the budget (all of it, except for a from-2d run's two
+        trainings). Kept in calibration.json, so every run of a study uses the same epochs."""
         path = os.path.join(profile_folder(self.out_root, self.name, self.profile), "calibration.json")
         calib = read_json(path) if os.path.isfile(path) else {}
-        for _, trainer, config, _ in self.models:
+        timed = [(t, c) for _, t, c, _ in self.models] + [(STARTS_FROM[t], "2d") for _, t, _, _ in self.models
+                                                           if t in STARTS_FROM]
+        for trainer, config in timed:
             key = f"{trainer}__{config}"
             if key not in calib:
-                calib_trainer = trainer.replace("_timed", "_calib")
+                calib_trainer = CALIBRATED_AS.get(trainer, trainer.replace("_timed", "_calib"))
                 env = dict(self.environment(0), nnUNet_results=os.path.join(self.results, "distilldsm_runs",
                                                                              "calibration"))
-                folder = os.path.join(env["nnUNet_results"], self.name, f"{calib_trainer}__nnUNetPlans__{config}")
+                folder = os.path.join(env["nnUNet_results"], self.name, model_identifier(calib_trainer, config))
                 if not os.path.isfile(os.path.join(folder, "fold_0", "checkpoint_final.pth")):
                     say(f"calibrate {calib_trainer} {config}")
                     run_nnunet(["nnUNetv2_train", self.dataset, config, "0", "-tr", calib_trainer, "-device", self.device], env)
                 epoch_s = training_record(folder, 0)["epoch_s"][-1]
                 calib[key] = {"epoch_s": epoch_s, "commit": source_commit(), "cpus": os.cpu_count()}
                 write_json(path, calib)
-            calib[key]["epochs"] = max(1, round(self.budget_s / calib[key]["epoch_s"]))
+            calib[key]["epochs"] = max(1, round(BUDGET_SHARE.get(trainer, 1) * self.budget_s / calib[key]["epoch_s"]))
         return calib
 
     def run_missing(self, folds: List[int], seeds: List[int], train: bool, timing_cases: int, rounds: int):
@@ -234,7 +256,7 @@ class Study:
                 for model, trainer, config, predictor in missing:
                     folder = self.model_folder(trainer, config, seed)
                     epochs = calib[f"{trainer}__{config}"]["epochs"] if calib else None
-                    start = self.start_from_2d(trainer, fold, seed)
+                    start = self.start_from_2d(trainer, fold, seed, calib)
                     if not os.path.isfile(os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth")):
                         # a training killed with the invocation resumes from its last epoch (nnU-Net's --c)
                         resume = os.path.isfile(os.path.join(folder, f"fold_{fold}", "checkpoint_latest.pth"))
@@ -261,9 +283,10 @@ class Study:
                     say(f"{model}: {run_id(fold, seed)} recorded")
                 self.measure_costs_if_missing(fold, seed, timing_cases, rounds)
 
-    def start_from_2d(self, trainer: str, fold: int, seed: int) -> Optional[dict]:
-        """For a fine-tune trainer: the 2d model it starts from (trained if missing) converted by
-        `nnunet-distilldsm from-2d` into -pretrained_weights; None for other trainers."""
+    def start_from_2d(self, trainer: str, fold: int, seed: int, calib: Optional[dict] = None) -> Optional[dict]:
+        """For a fine-tune trainer: the 2d model it starts from (trained if missing, for its share of the
+        budget in equal-time) converted by `nnunet-distilldsm from-2d` into -pretrained_weights; None for
+        other trainers."""
         if trainer not in STARTS_FROM:
             return None
         from nnunet_distilldsm.from_2d import convert
@@ -271,9 +294,12 @@ class Study:
         folder = self.model_folder(base, "2d", seed)
         checkpoint = os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth")
         if not os.path.isfile(checkpoint):
-            say(f"train the 2d model to start from: {base} {run_id(fold, seed)}")
-            run_nnunet(["nnUNetv2_train", self.dataset, "2d", str(fold), "-tr", base, "-device", self.device],
-                       self.environment(seed))
+            epochs = calib[f"{base}__2d"]["epochs"] if calib else None
+            resume = os.path.isfile(os.path.join(folder, f"fold_{fold}", "checkpoint_latest.pth"))
+            say(f"{'resume' if resume else 'train'} the 2d model to start from: {base} {run_id(fold, seed)}"
+                + (f", {epochs} epochs" if epochs else ""))
+            run_nnunet(["nnUNetv2_train", self.dataset, "2d", str(fold), "-tr", base, "-device", self.device,
+                        *(["--c"] if resume else [])], self.environment(seed, epochs))
         weights = os.path.join(self.out_root, "work", self.name, self.profile, f"{trainer}_{run_id(fold, seed)}.pth")
         os.makedirs(os.path.dirname(weights), exist_ok=True)
         convert(checkpoint, weights, trainer, force=True, seed=seed)
@@ -345,8 +371,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="nnunet-distilldsm benchmark", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-d", "--dataset", required=True,
-                   help="dataset id or name; 'synthetic' writes the embedded depth-context dataset (901) and "
+                   help="dataset id or name; 'synthetic' writes the embedded depth-context dataset (901, or "
+                        "--variant's) and "
                         "'real-scans' builds the real-scan brain dataset (902) if missing")
+    from nnunet_distilldsm.synthetic import VARIANTS
+    p.add_argument("--variant", choices=sorted(VARIANTS), default="balls",
+                   help="with -d synthetic: which synthetic dataset to write and use: "
+                        + "; ".join(f"'{k}' ({v[0]}, {v[1]})" for k, v in VARIANTS.items()) + " (default balls)")
     p.add_argument("-f", "--folds", type=int, nargs="+", default=[0], help="folds: one run per fold and seed")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="training seeds: one run per fold and seed (default 0)")
@@ -360,6 +391,11 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3, help="inference timing rounds per model, interleaved; median counts")
     p.add_argument("--timing-cases", type=int, default=5, help="test cases per inference timing round (default 5)")
     a = p.parse_args(argv)
+    if a.variant != "balls" and a.dataset != "synthetic":
+        variant_id = VARIANTS[a.variant][0]
+        p.error(f"--variant {a.variant} only applies to -d synthetic (got -d {a.dataset}): run "
+                f"`-d synthetic --variant {a.variant}` to write and use Dataset{variant_id:03d}_{VARIANTS[a.variant][1]}, "
+                f"or drop --variant")
     try:
         require_benchmark_dependencies()  # before hours of training, not at the first HD95
     except MissingBenchmarkDependency as e:
@@ -368,9 +404,10 @@ def main(argv=None):
     if dataset == "synthetic":
         from nnunetv2.paths import nnUNet_raw
         from nnunet_distilldsm.synthetic import write_dataset
-        dataset = "901"
-        if nnUNet_raw and not os.path.isdir(os.path.join(nnUNet_raw, "Dataset901_DepthContext")):
-            write_dataset(nnUNet_raw, 901)
+        variant_id, variant_name, _ = VARIANTS[a.variant]
+        dataset = str(variant_id)
+        if nnUNet_raw and not os.path.isdir(os.path.join(nnUNet_raw, f"Dataset{variant_id:03d}_{variant_name}")):
+            write_dataset(nnUNet_raw, variant_id, variant=a.variant)
     elif dataset == "real-scans":
         from nnunetv2.paths import nnUNet_raw
         from nnunet_distilldsm.real_scans import DATASET_NAME, build_brain_dataset

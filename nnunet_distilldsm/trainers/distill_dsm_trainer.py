@@ -24,15 +24,25 @@ class SlabTrainer(nnUNetTrainer):
     alpha: float = 0.5
     placement: str = "block"
     shift_fraction: float = 1 / 8
-    slab_depth: Optional[int] = None  # None: whole median stack if it fits the 2d batch
+    slab_depth: Optional[int] = None  # None: whole median stack if it fits the 2d batch divided by slabs_per_batch
+    slabs_per_batch: int = 1  # at least this many slabs (cases) per batch, of fewer slices each
     input_neighbours: int = 0  # k: each slice also gets its k neighbours on both sides as input channels
+    # nnU-Net forces foreground into the last 33% of a batch, which is no sample at all at one slab per batch
+    # (round(0.67) = 1). Its probabilistic rule forces each slab with p = 0.33: the 2d batch's share at any batch.
+    oversample_probabilistically: bool = True
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        plans = make_slab_plans(plans, configuration, self.dsm, self.alpha, self.placement, self.shift_fraction,
-                                self.slab_depth, world_size, type(self).__name__, self.input_neighbours)
-        super().__init__(plans, configuration, fold, dataset_json, device)
+        super().__init__(self.slab_plans(plans, configuration, world_size), configuration, fold, dataset_json, device)
+        self.probabilistic_oversampling = self.oversample_probabilistically
+
+    @classmethod
+    def slab_plans(cls, plans: dict, configuration: str, world_size: int = 1) -> dict:
+        """The plans this trainer trains with: `plans` with `configuration` rewritten for slabs."""
+        return make_slab_plans(plans, configuration, cls.dsm, cls.alpha, cls.placement, cls.shift_fraction,
+                               cls.slab_depth, max(world_size, cls.slabs_per_batch), cls.__name__,
+                               cls.input_neighbours)
 
     @staticmethod
     def build_network_architecture(plans_manager: PlansManager, configuration_manager: ConfigurationManager,

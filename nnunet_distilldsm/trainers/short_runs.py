@@ -20,13 +20,15 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer
 from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer, DistillDSMTrainer_slab4, DistillDSMTrainer_slab8, \
-    DistillDSMTrainer_slab16, SlicesAsChannelsTrainer, SlicesAsChannelsTrainer_k1
+    DistillDSMTrainer_slab16, SlicesAsChannelsTrainer, SlicesAsChannelsTrainer_k1, DistillDSMTrainer_stockOversampling, \
+    DistillDSMTrainer_2slabs, DistillDSMTrainer_3slabs
 
 SEED_VARIABLE = "NNUNET_DISTILLDSM_SEED"
 EPOCHS_VARIABLE = "NNUNET_DISTILLDSM_EPOCHS"
 # epochs (None: from EPOCHS_VARIABLE), iterations per epoch, validation iterations per epoch
 BUDGETS = {"tiny": (2, 4, 2), "demo": (10, 25, 5), "bench": (25, 25, 5), "calib": (2, 25, 5), "timed": (None, 25, 5),
-           "from2d_bench": (5, 25, 5), "from2d_tiny": (1, 4, 2)}  # from2d: fine-tunes of 20% of _bench (_tiny: 50%)
+           "from2d_bench": (5, 25, 5), "from2d_tiny": (1, 4, 2),  # from2d: fine-tunes of 20% of _bench (_tiny: 50%)
+           "from2d_timed": (None, 25, 5), "timedStart": (None, 25, 5)}  # equal-time: a 2d model and its fine-tune
 
 
 def seed_from_environment():
@@ -83,6 +85,10 @@ ResidualDSMTrainer_bench = shortened(ResidualDSMTrainer, "bench")
 DistillDSMTrainer_slab4_bench = shortened(DistillDSMTrainer_slab4, "bench")  # the slab-sweep benchmark profile
 DistillDSMTrainer_slab8_bench = shortened(DistillDSMTrainer_slab8, "bench")
 DistillDSMTrainer_slab16_bench = shortened(DistillDSMTrainer_slab16, "bench")
+# the slab-recipe benchmark profile: foreground oversampling and slabs per batch
+DistillDSMTrainer_stockOversampling_bench = shortened(DistillDSMTrainer_stockOversampling, "bench")
+DistillDSMTrainer_2slabs_bench = shortened(DistillDSMTrainer_2slabs, "bench")
+DistillDSMTrainer_3slabs_bench = shortened(DistillDSMTrainer_3slabs, "bench")
 SlicesAsChannelsTrainer_tiny = shortened(SlicesAsChannelsTrainer, "tiny")
 SlicesAsChannelsTrainer_demo = shortened(SlicesAsChannelsTrainer, "demo")
 SlicesAsChannelsTrainer_bench = shortened(SlicesAsChannelsTrainer, "bench")
@@ -97,5 +103,7 @@ ResidualDSMTrainer_calib = shortened(ResidualDSMTrainer, "calib")
 nnUNetTrainer_timed = shortened(nnUNetTrainer, "timed")
 DistillDSMTrainer_timed = shortened(DistillDSMTrainer, "timed")
 ResidualDSMTrainer_timed = shortened(ResidualDSMTrainer, "timed")
+nnUNetTrainer_timedStart = shortened(nnUNetTrainer, "timedStart")  # the 2d model a from-2d run starts from
+DistillDSMTrainer_from2d_timed = shortened(DistillDSMTrainer, "from2d_timed")
 SlicesAsChannelsTrainer_calib = shortened(SlicesAsChannelsTrainer, "calib")
 SlicesAsChannelsTrainer_timed = shortened(SlicesAsChannelsTrainer, "timed")

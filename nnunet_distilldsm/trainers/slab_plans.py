@@ -28,8 +28,8 @@ def slab_depth_and_batch(median_depth: int, batch_2d: int, slab_depth: Optional[
                          min_batch: int = 1):
     """(slab depth D, batch of slabs) with about the voxels of the planned 2D batch.
 
-    Default D: the whole median stack if it fits the 2D batch's slices, else the largest
-    D that does. At least `min_batch` slabs (DDP needs one per rank).
+    Default D: the whole median stack if it fits the 2D batch's slices shared by `min_batch`
+    slabs, else the largest D that does. At least `min_batch` slabs (DDP needs one per rank).
     """
     depth = slab_depth if slab_depth is not None else max(1, min(median_depth, batch_2d // max(min_batch, 1)))
     batch = max(min_batch, round(batch_2d / depth))
@@ -38,9 +38,10 @@ def slab_depth_and_batch(median_depth: int, batch_2d: int, slab_depth: Optional[
 
 def make_slab_plans(plans: dict, configuration: str, dsm: str = "distill", alpha: float = 0.5,
                     placement: str = "block", shift_fraction: float = 1 / 8, slab_depth: Optional[int] = None,
-                    world_size: int = 1, trainer_name: str = "DistillDSMTrainer", input_neighbours: int = 0) -> dict:
+                    min_slabs: int = 1, trainer_name: str = "DistillDSMTrainer", input_neighbours: int = 0) -> dict:
     """A copy of `plans` whose `configuration` trains SlabUNet on [D, H, W] slabs of the 2d data.
 
+    min_slabs: at least this many slabs per batch (the trainer's slabs_per_batch, or the DDP world size).
     input_neighbours=k feeds each slice's k neighbours on both sides as extra input channels.
     """
     available = list(plans.get("configurations", {}))
@@ -76,7 +77,7 @@ def make_slab_plans(plans: dict, configuration: str, dsm: str = "distill", alpha
             setting = "alpha" if dsm == "distill" else "shift_fraction"
             raise SlabPlanError(f"{trainer_name}: {e} (checked at stage {stage} of the planned 2d network, {features} "
                                 f"channels). Set {setting} in the trainer class to a value that fits") from None
-    depth, batch = slab_depth_and_batch(median_depth, resolved["batch_size"], slab_depth, world_size)
+    depth, batch = slab_depth_and_batch(median_depth, resolved["batch_size"], slab_depth, min_slabs)
     kwargs.update(
         kernel_sizes=with_leading_one(kwargs["kernel_sizes"]),
         strides=with_leading_one(kwargs["strides"]),

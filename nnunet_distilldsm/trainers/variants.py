@@ -37,6 +37,21 @@ class DistillDSMTrainer_perConv(DistillDSMTrainer):
     placement = "conv"
 
 
+class DistillDSMTrainer_stockOversampling(DistillDSMTrainer):
+    """Ablation: nnU-Net's own foreground rule (the last 33% of a batch), which forces no slab at one slab
+    per batch. The slab trainers' default before foreground oversampling was restored for slabs."""
+    oversample_probabilistically = False
+
+
+class DistillDSMTrainer_2slabs(DistillDSMTrainer):
+    """At least 2 slabs (cases) per batch, each half as deep: less depth context, less noisy gradients."""
+    slabs_per_batch = 2
+
+
+class DistillDSMTrainer_3slabs(DistillDSMTrainer):
+    slabs_per_batch = 3
+
+
 class DistillDSMTrainer_slab4(DistillDSMTrainer):
     slab_depth = 4
 
