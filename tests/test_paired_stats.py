@@ -76,7 +76,13 @@ def test_aggregate_gives_one_row_per_model_with_paired_columns(tmp_path):
     assert dsm["dice_vs_2d_lo"] < dsm["dice_vs_2d"] < dsm["dice_vs_2d_hi"]
     assert dsm["dice_vs_2d"] == pytest.approx(0.25, abs=0.03)
     assert rows[0]["dice_vs_2d"] == 0 and rows[0]["verdict_vs_2d"] == ""  # the reference against itself
-    stem = report.write_tables(rows, str(tmp_path), "DatasetX", "p")
+    write_runs(tmp_path, "Residual DSM", table(0.65, seed=4, runs=2), train_s=55)
+    models.insert(2, ("Residual DSM", "TR", "2d", "stock"))
+    pairs = report.between_models(str(tmp_path), "DatasetX", "p", models)
+    assert [(a, b) for a, b, _ in pairs] == [("Residual DSM", "Distill DSM")]  # references and unrun models left out
+    assert pairs[0][2].verdict == "worse" and pairs[0][2].mean == pytest.approx(-0.2, abs=0.03)
+    stem = report.write_tables(rows, str(tmp_path), "DatasetX", "p", pairs=pairs)
+    assert "| Residual DSM | Distill DSM | -0.2" in open(stem + ".md").read()
     import csv
     csv_rows = list(csv.DictReader(open(stem + ".csv")))
     for col in ("runs", "dice_mean", "dice_vs_2d", "dice_vs_2d_lo", "dice_vs_2d_hi", "dice_vs_3d", "dice_vs_3d_lo",

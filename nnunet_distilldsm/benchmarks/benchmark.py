@@ -343,7 +343,8 @@ class Study:
             say(f"no run files under {profile_folder(self.out_root, self.name, self.profile)} yet")
             return rows
         header = f"Budget: {self.budget_s / 60:g} training minutes per model and run." if self.budget_s else ""
-        stem = report.write_tables(rows, self.out_root, self.name, self.profile, header)
+        pairs = report.between_models(self.out_root, self.name, self.profile, self.models)
+        stem = report.write_tables(rows, self.out_root, self.name, self.profile, header, pairs)
         report.plot_profile(rows, stem + ".png", f"{self.name}, {self.profile}")
         by_profile = {p: report.aggregate(self.out_root, self.name, p, PROFILES[p]) for p in TRADEOFF.get(self.profile, ())}
         by_profile = {p: r for p, r in by_profile.items() if r}

@@ -70,6 +70,20 @@ def aggregate(out_root: str, dataset: str, profile: str, models: Sequence[tuple]
     return rows
 
 
+def between_models(out_root: str, dataset: str, profile: str, models: Sequence[tuple]) -> List[tuple]:
+    """[(model a, model b, paired a - b)] for every pair of models other than the references, in profile order:
+    the comparisons the table's two reference columns do not answer (e.g. Distill DSM against Residual DSM)."""
+    names = [m[0] for m in models if m[0] not in REFERENCES.values()]
+    dice = {n: case_dice(load_runs(out_root, dataset, profile, n)) for n in names}
+    pairs = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            d = paired_difference(dice[a], dice[b]) if dice[a] and dice[b] else None
+            if d:
+                pairs.append((a, b, d))
+    return pairs
+
+
 def fmt(v) -> str:
     if isinstance(v, float):
         if math.isnan(v):
@@ -90,7 +104,8 @@ def train_s_text(r: dict) -> str:
     return f"{own:.0f}" if total == own else f"{own:.0f} (with its start: {total:.0f})"
 
 
-def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, header: str = ""):
+def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, header: str = "",
+                 pairs: Sequence[tuple] = ()):
     out = os.path.join(out_root, "results")
     os.makedirs(out, exist_ok=True)
     stem = os.path.join(out, f"{dataset}_{profile}")
@@ -126,6 +141,11 @@ def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, he
                     f"{fmt(r['dice_run_sd'])} | {ci_text(r, '2d')} | {ci_text(r, '3d')} | {r['iterations']:.0f} | "
                     f"{train_s_text(r)} | {fmt(r['hd95_mean'])} | {fmt(r['params'])} | "
                     f"{fmt(r['infer_s_per_voxel'])} | {fmt(r['train_s_per_iter'])} | {fmt(r['peak_train_mem_mb'])} |\n")
+        if pairs:
+            f.write("\nBetween the other models, paired by run and case (same method):\n\n"
+                    "| model a | model b | a - b [95% CI] | runs | verdict for a |\n|---|---|---|---|---|\n")
+            for a, b, d in pairs:
+                f.write(f"| {a} | {b} | {d.mean:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}] | {d.runs} | {d.verdict} |\n")
         f.write("\nAll columns:\n\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
         for r in rows:
             f.write("| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |\n")
