@@ -14,6 +14,11 @@ Slices as channels (`input_neighbours` k > 0): the first conv takes C*(2k+1) cha
 from the 2d weights on the centre slice's channels and zeros on the neighbours', so the network
 starts computing exactly the 2d network's features.
 
+Distill DSM modules start from the trainer's initialisation, or (`--modules identity`, or a
+trainer whose `from_2d_modules` is "identity") as identity convolutions (torch's dirac init, zero
+bias): each module then passes its slice's channels on unchanged, except that the quarter it sends
+to each neighbour comes from that neighbour, so the network starts close to the 2d one.
+
 nnU-Net's loader skips the segmentation layers (`.seg_layers.`): the file holds the 2d ones, but
 training starts them from their initialisation.
 """
@@ -30,6 +35,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from nnunet_distilldsm.architectures.depth_shift import DistillDSM
 from nnunet_distilldsm.trainers.distill_dsm_trainer import SlabTrainer
 from nnunet_distilldsm.trainers.slab_plans import SLAB_NETWORK, SlabPlanError
 
@@ -152,9 +158,24 @@ def check_is_stock_2d(ckpt: dict, plans: dict, configuration: str, checkpoint: s
             f"RESULTS/DatasetX/{source_trainer}__{plans.get('plans_name', 'PLANS')}__2d/fold_N/checkpoint_final.pth")
 
 
+MODULE_STARTS = ("initialised", "identity")
+
+
+def start_modules_as_identity(network: torch.nn.Module) -> int:
+    """Dirac-initialise every Distill DSM module's conv (zero bias); returns how many."""
+    modules = [m for m in network.modules() if isinstance(m, DistillDSM)]
+    with torch.no_grad():
+        for m in modules:
+            torch.nn.init.dirac_(m.distill.weight)
+            torch.nn.init.zeros_(m.distill.bias)
+    return len(modules)
+
+
 def convert(checkpoint: str, out: str, trainer: str = "DistillDSMTrainer", force: bool = False,
-            seed: int = 0) -> dict:
-    """Write `out`, a -pretrained_weights file for `trainer` made from a 2d checkpoint. Returns a summary."""
+            seed: int = 0, modules: Optional[str] = None) -> dict:
+    """Write `out`, a -pretrained_weights file for `trainer` made from a 2d checkpoint. Returns a summary.
+
+    modules: "initialised" or "identity" (see the module docstring); None: the trainer's `from_2d_modules`."""
     out = os.path.abspath(out)
     if os.path.exists(out) and os.path.isfile(checkpoint) and os.path.samefile(out, checkpoint):
         raise From2dError(f"from-2d: the output {out} is the checkpoint being converted; write to another file")
@@ -171,6 +192,9 @@ def convert(checkpoint: str, out: str, trainer: str = "DistillDSMTrainer", force
             f"from-2d: {trainer} is not a slab trainer (a SlabTrainer subclass: DistillDSMTrainer, ResidualDSMTrainer, SlicesAsChannelsTrainer, their variants). A trainer with nnU-Net's 2d "
             f"network takes the 2d checkpoint itself: nnUNetv2_train DATASET 2d FOLD -tr {trainer} "
             f"-pretrained_weights {checkpoint}")
+    modules = modules or trainer_cls.from_2d_modules
+    if modules not in MODULE_STARTS:
+        raise From2dError(f"from-2d: --modules {modules!r}: choose one of {', '.join(MODULE_STARTS)}")
     ckpt, plans, dataset_json, configuration, folder = load_2d_model(checkpoint)
     check_is_stock_2d(ckpt, plans, configuration, checkpoint, folder)
 
@@ -196,6 +220,8 @@ def convert(checkpoint: str, out: str, trainer: str = "DistillDSMTrainer", force
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         network = trainer_cls.build_network_architecture(spm, spm.get_configuration(configuration), n_in, n_out, True)
+    if modules == "identity" and not start_modules_as_identity(network):
+        raise From2dError(f"from-2d: --modules identity needs Distill DSM modules; {trainer}'s network has none")
     initial = network.state_dict()
 
     neighbours = getattr(network, "input_neighbours", 0)
@@ -220,7 +246,7 @@ def convert(checkpoint: str, out: str, trainer: str = "DistillDSMTrainer", force
     summary = {
         "source_checkpoint": os.path.abspath(checkpoint), "source_trainer": ckpt.get("trainer_name"),
         "dataset": plans.get("dataset_name"), "plans": plans.get("plans_name"), "configuration": configuration,
-        "fold": ckpt["init_args"].get("fold"), "trainer": trainer, "seed": seed,
+        "fold": ckpt["init_args"].get("fold"), "trainer": trainer, "seed": seed, "modules": modules,
         "transferred": [k for k in weights_2d if SEG_LAYERS not in k and k not in widened],
         "widened_first_conv": widened, "seg_layers_in_file": [k for k in weights_2d if SEG_LAYERS in k],
         "initialised": new,
@@ -262,20 +288,23 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("-o", required=True, help="the file to write (nnU-Net checkpoint format)")
     parser.add_argument("--force", action="store_true", help="replace -o if it exists")
     parser.add_argument("--seed", type=int, default=0, help="seed of the modules' initialisation (default 0)")
+    parser.add_argument("--modules", choices=MODULE_STARTS, default=None,
+                        help="how Distill DSM modules start: as the trainer initialises them, or as identity convs "
+                             "(default: the trainer's from_2d_modules, 'initialised' for DistillDSMTrainer)")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse(argv)
     try:
-        s = convert(args.checkpoint, args.o, args.tr, args.force, args.seed)
+        s = convert(args.checkpoint, args.o, args.tr, args.force, args.seed, args.modules)
     except From2dError as e:
         print(f"From2dError: {e}", file=sys.stderr)
         return 1
     print(f"wrote {os.path.abspath(args.o)}: {len(s['transferred'])} keys of the 2d model "
           f"({s['dataset']}, {s['plans']}, {s['configuration']}, fold {s['fold']}), "
           f"{len(s['widened_first_conv'])} widened first-conv key(s), {len(s['initialised'])} keys of "
-          f"{s['trainer']}'s modules initialised (seed {s['seed']}); nnU-Net's loader skips the "
+          f"{s['trainer']}'s modules ({s['modules']}, seed {s['seed']}); nnU-Net's loader skips the "
           f"{len(s['seg_layers_in_file'])} segmentation-layer keys. Next (the 2d model's fold, so that its "
           f"validation cases stay unseen):\n"
           f"  nnUNetv2_train {s['dataset']} {s['configuration']} {s['fold']} -tr {s['trainer']} -p {s['plans']} "

@@ -143,7 +143,15 @@ def test_slices_as_channels_starts_with_exactly_the_2d_features(stock_2d, tmp_pa
     for o in range(2 * k + 1):
         assert bitwise_equal(state[first][:, o], w2d[:, 0] if o == k else torch.zeros_like(w2d[:, 0]))
 
-    folder = stock_2d[1]
+    features = last_decoder_features(stock_2d, ckpt_2d, plans, state)
+    assert features["2d"].shape == features["slab"].shape and features["2d"].abs().max() > 0
+    assert bitwise_equal(features["slab"], features["2d"])
+
+
+def last_decoder_features(stock_2d, ckpt_2d: dict, plans: dict, state: dict) -> dict:
+    """{"2d": the 2d network's last decoder features on a test stack's slices, "slab": the slab network's (plans,
+    state) on the stack}: what the segmentation layers see, before any training step."""
+    env, folder = stock_2d
     pm2d = PlansManager(json.load(open(os.path.join(folder, "plans.json"))))
     net2d = nnUNetTrainer.build_network_architecture(pm2d, pm2d.get_configuration("2d"), 1, 3, False)
     net2d.load_state_dict(ckpt_2d["network_weights"])
@@ -159,9 +167,40 @@ def test_slices_as_channels_starts_with_exactly_the_2d_features(stock_2d, tmp_pa
     x = torch.from_numpy((image - image.mean()) / image.std())  # (D, H, W)
     with torch.no_grad():
         net2d(x[:, None])  # slices as a batch of 2d images
-        net(x[None, None])  # one stack, each slice with its neighbours as channels
-    assert features["2d"].shape == features["slab"].shape and features["2d"].abs().max() > 0
-    assert bitwise_equal(features["slab"], features["2d"])
+        net(x[None, None])  # one stack
+    return features
+
+
+def test_identity_modules_start_distill_dsm_closer_to_the_2d_network(stock_2d, tmp_path):
+    """--modules identity: every module's conv is dirac (zero bias), and the network's features start nearer the
+    2d network's than with the modules as initialised (relative L2 distance; figures printed)."""
+    env = fine_tune_env(stock_2d[0], tmp_path)
+    ckpt_2d = load(checkpoint_2d(stock_2d))
+    distance = {}
+    for modules in ("initialised", "identity"):
+        out = str(tmp_path / f"{modules}.pth")
+        summary = convert(checkpoint_2d(stock_2d), out, "DistillDSMTrainer_tiny", modules=modules)
+        assert summary["modules"] == modules
+        state, plans = nnunet_starts_with(env, "DistillDSMTrainer_tiny", out, tmp_path)
+        check_start(ckpt_2d, out, state, "DistillDSMTrainer_tiny")
+        if modules == "identity":
+            for k in summary["initialised"]:
+                w = state[k]
+                expected = torch.zeros_like(w) if k.endswith("bias") else torch.nn.init.dirac_(torch.empty_like(w))
+                assert bitwise_equal(w, expected), k
+        f = last_decoder_features(stock_2d, ckpt_2d, plans, state)
+        distance[modules] = float((f["slab"] - f["2d"]).norm() / f["2d"].norm())
+    print("relative distance of the start's features to the 2d network's:", distance)
+    assert distance["identity"] < distance["initialised"]
+    # the trainer variant asks for it without the option
+    assert convert(checkpoint_2d(stock_2d), str(tmp_path / "v.pth"), "DistillDSMTrainer_identityStart")["modules"] \
+        == "identity"
+
+
+def test_identity_modules_need_distill_dsm_modules(stock_2d, tmp_path):
+    with pytest.raises(From2dError, match="needs Distill DSM modules"):
+        convert(checkpoint_2d(stock_2d), str(tmp_path / "r.pth"), "ResidualDSMTrainer_tiny", modules="identity")
+    assert not os.path.exists(tmp_path / "r.pth")
 
 
 @pytest.mark.parametrize("k", [1, 2])

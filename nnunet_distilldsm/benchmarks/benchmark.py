@@ -8,7 +8,7 @@ only the runs whose file is missing, so a study can be split over invocations an
 
 Profiles (docs/benchmark.md): `cpu-small` (every model 625 iterations), `equal-time` (every
 model the same training seconds: its epochs follow from its own seconds per epoch, measured by
-a short calibration training in the same study), `channels-ablation`, `slab-recipe`, `slab-sweep`, `full`
+a short calibration training in the same study), `channels-ablation`, `slab-recipe`, `from-2d-start`, `slab-sweep`, `full`
 (nnU-Net's 1000 epochs), `tiny` and `equal-time-tiny` (tests).
 Costs (parameters, FLOPs, inference seconds per voxel with the models taking turns for
 --rounds rounds, training step time and memory) are measured once per profile, on the first
@@ -51,6 +51,7 @@ def budgeted(models, budget: str):
 FROM_2D = ("Distill DSM from 2d", "DistillDSMTrainer_from2d", "2d", "stock")
 # fine-tune trainer -> the 2d trainer whose model (same fold and seed) it starts from, via `nnunet-distilldsm from-2d`
 STARTS_FROM = {"DistillDSMTrainer_from2d_bench": "nnUNetTrainer_bench", "DistillDSMTrainer_from2d_tiny": "nnUNetTrainer_tiny",
+               "DistillDSMTrainer_identityStart_from2d_bench": "nnUNetTrainer_bench",
                "DistillDSMTrainer_from2d_timed": "nnUNetTrainer_timedStart"}
 # equal-time: a from-2d run's 2d training counts towards its budget; the fine-tune gets this share of it
 # (as its iterations are 20% of the 2d model's in cpu-small), the 2d model it starts from the rest
@@ -76,6 +77,13 @@ PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
                     ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock"),
                     ("Distill DSM, 2 slabs per batch", "DistillDSMTrainer_2slabs_bench", "2d", "stock"),
                     ("Distill DSM, 3 slabs per batch", "DistillDSMTrainer_3slabs_bench", "2d", "stock")],
+    # how a fine-tune from the 2d model starts its modules: as initialised, or as identity convs
+    "from-2d-start": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
+                      ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),
+                      ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock"),
+                      ("Distill DSM from 2d", "DistillDSMTrainer_from2d_bench", "2d", "stock"),
+                      ("Distill DSM from 2d, identity modules", "DistillDSMTrainer_identityStart_from2d_bench", "2d",
+                       "stock")],
     # which slab depth buys the most accuracy per second of training; all predicted whole-stack
     "slab-sweep": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
                    ("Distill DSM, slab 4", "DistillDSMTrainer_slab4_bench", "2d", "whole-stack"),

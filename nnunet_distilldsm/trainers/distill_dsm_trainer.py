@@ -30,6 +30,7 @@ class SlabTrainer(nnUNetTrainer):
     # nnU-Net forces foreground into the last 33% of a batch, which is no sample at all at one slab per batch
     # (round(0.67) = 1). Its probabilistic rule forces each slab with p = 0.33: the 2d batch's share at any batch.
     oversample_probabilistically: bool = True
+    from_2d_modules: str = "initialised"  # how `nnunet-distilldsm from-2d` starts the modules (see from_2d.py)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):

@@ -43,6 +43,11 @@ class DistillDSMTrainer_stockOversampling(DistillDSMTrainer):
     oversample_probabilistically = False
 
 
+class DistillDSMTrainer_identityStart(DistillDSMTrainer):
+    """For a start from a 2d model: `nnunet-distilldsm from-2d` begins its modules as identity convs."""
+    from_2d_modules = "identity"
+
+
 class DistillDSMTrainer_2slabs(DistillDSMTrainer):
     """At least 2 slabs (cases) per batch, each half as deep: less depth context, less noisy gradients."""
     slabs_per_batch = 2
