@@ -90,3 +90,13 @@ def test_aggregate_gives_one_row_per_model_with_paired_columns(tmp_path):
         assert all(not math.isnan(float(r[col])) for r in csv_rows), col
     assert csv_rows[2]["trainer"] == "TD" and csv_rows[2]["configuration"] == "2d"
     assert "bootstrap" in open(stem + ".md").read()
+
+
+def test_equal_time_runs_of_another_budget_are_refused_with_what_to_pass(tmp_path):
+    from nnunet_distilldsm.benchmarks.run_store import check_budget
+    write_json(run_file(str(tmp_path), "DatasetX", "equal-time", "Distill DSM", 0, 0),
+               {"run": "fold0_seed0", "budget_s": 360.0, "cases": {}})
+    check_budget(str(tmp_path), "DatasetX", "equal-time", 360.0)  # the same budget adds to the study
+    check_budget(str(tmp_path), "DatasetY", "equal-time", 720.0)  # another dataset has no runs yet
+    with pytest.raises(SystemExit, match=r"budget of 6 training minutes.*asks for 12: pass --train-minutes 6"):
+        check_budget(str(tmp_path), "DatasetX", "equal-time", 720.0)

@@ -32,8 +32,8 @@ from nnunet_distilldsm.benchmarks import report
 from nnunet_distilldsm.benchmarks.metrics import (MissingBenchmarkDependency, dice, flops_per_voxel, hd95,
                                                   require_benchmark_dependencies)
 from nnunet_distilldsm.benchmarks.model_folder import network_from_model_folder
-from nnunet_distilldsm.benchmarks.run_store import (cost_file, profile_folder, read_json, run_file, run_id, slug,
-                                                    source_commit, write_json)
+from nnunet_distilldsm.benchmarks.run_store import (check_budget, cost_file, profile_folder, read_json, run_file,
+                                                    run_id, slug, source_commit, write_json)
 from nnunet_distilldsm.nnunet_commands import nnunet_environment, run_nnunet
 
 STANDARD = [("nnU-Net 2d", "nnUNetTrainer", "2d", "stock"),
@@ -97,7 +97,9 @@ PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
 }
 PREDICTORS = {"stock": "nnunetv2.inference.predict_from_raw_data.nnUNetPredictor",
               "whole-stack": "nnunet_distilldsm.whole_stack_predictor.WholeStackPredictor"}
-DEFAULT_TRAIN_MINUTES = 12.0
+# 3 runs of equal-time (6 budgets a run: 5 models and from-2d's two trainings, plus predictions) fit in about
+# 2 h on 2 CPU cores, so one session of the project's machine finishes a study
+DEFAULT_TRAIN_MINUTES = 6.0
 # equal iterations and equal time, in one accuracy-against-training-time plot
 TRADEOFF = {"cpu-small": ("cpu-small", "equal-time"), "equal-time": ("cpu-small", "equal-time"),
             "tiny": ("tiny", "equal-time-tiny"), "equal-time-tiny": ("tiny", "equal-time-tiny")}
@@ -197,6 +199,8 @@ class Study:
         self.dataset, self.name, self.profile = dataset, os.path.basename(self.raw), profile
         self.models, self.device, self.out_root = PROFILES[profile], device, out_root
         self.budget_s = train_minutes * 60 if profile.startswith("equal-time") else None
+        if self.budget_s:
+            check_budget(out_root, self.name, profile, self.budget_s)
         dataset_json = read_json(os.path.join(self.raw, "dataset.json"))
         self.ending = dataset_json["file_ending"]
         self.labels = {v: k for k, v in dataset_json["labels"].items() if isinstance(v, int) and v > 0}
@@ -265,14 +269,7 @@ class Study:
                     folder = self.model_folder(trainer, config, seed)
                     epochs = calib[f"{trainer}__{config}"]["epochs"] if calib else None
                     start = self.start_from_2d(trainer, fold, seed, calib)
-                    if not os.path.isfile(os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth")):
-                        # a training killed with the invocation resumes from its last epoch (nnU-Net's --c)
-                        resume = os.path.isfile(os.path.join(folder, f"fold_{fold}", "checkpoint_latest.pth"))
-                        say(f"{model}: {'resume' if resume else 'train'} {run_id(fold, seed)} ({trainer}, {config}"
-                            + (f", {epochs} epochs" if epochs else "") + (", from the 2d model" if start else "") + ")")
-                        extra = ["--c"] if resume else ["-pretrained_weights", start["weights"]] if start else []
-                        run_nnunet(["nnUNetv2_train", self.dataset, config, str(fold), "-tr", trainer, "-device",
-                                    self.device, *extra], self.environment(seed, epochs))
+                    self.train_if_missing(model, trainer, config, fold, seed, epochs, start["weights"] if start else None)
                     say(f"{model}: predict {run_id(fold, seed)} ({len(cases)} cases)")
                     pred_dir = os.path.join(self.out_root, "work", self.name, self.profile, slug(model), run_id(fold, seed))
                     predict_timed(load_predictor(predictor, folder, fold, torch.device(self.device)), cases, pred_dir)
@@ -291,6 +288,20 @@ class Study:
                     say(f"{model}: {run_id(fold, seed)} recorded")
                 self.measure_costs_if_missing(fold, seed, timing_cases, rounds)
 
+    def train_if_missing(self, label: str, trainer: str, config: str, fold: int, seed: int,
+                         epochs: Optional[int] = None, pretrained: Optional[str] = None):
+        """nnUNetv2_train unless the fold's final checkpoint exists; a training killed with an earlier
+        invocation resumes from its last epoch (nnU-Net's --c) instead of starting again."""
+        fold_dir = os.path.join(self.model_folder(trainer, config, seed), f"fold_{fold}")
+        if os.path.isfile(os.path.join(fold_dir, "checkpoint_final.pth")):
+            return
+        resume = os.path.isfile(os.path.join(fold_dir, "checkpoint_latest.pth"))
+        say(f"{label}: {'resume' if resume else 'train'} {run_id(fold, seed)} ({trainer}, {config}"
+            + (f", {epochs} epochs" if epochs else "") + (", from the 2d model" if pretrained else "") + ")")
+        extra = ["--c"] if resume else ["-pretrained_weights", pretrained] if pretrained else []
+        run_nnunet(["nnUNetv2_train", self.dataset, config, str(fold), "-tr", trainer, "-device", self.device, *extra],
+                   self.environment(seed, epochs))
+
     def start_from_2d(self, trainer: str, fold: int, seed: int, calib: Optional[dict] = None) -> Optional[dict]:
         """For a fine-tune trainer: the 2d model it starts from (trained if missing, for its share of the
         budget in equal-time) converted by `nnunet-distilldsm from-2d` into -pretrained_weights; None for
@@ -301,13 +312,8 @@ class Study:
         base = STARTS_FROM[trainer]
         folder = self.model_folder(base, "2d", seed)
         checkpoint = os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth")
-        if not os.path.isfile(checkpoint):
-            epochs = calib[f"{base}__2d"]["epochs"] if calib else None
-            resume = os.path.isfile(os.path.join(folder, f"fold_{fold}", "checkpoint_latest.pth"))
-            say(f"{'resume' if resume else 'train'} the 2d model to start from: {base} {run_id(fold, seed)}"
-                + (f", {epochs} epochs" if epochs else ""))
-            run_nnunet(["nnUNetv2_train", self.dataset, "2d", str(fold), "-tr", base, "-device", self.device,
-                        *(["--c"] if resume else [])], self.environment(seed, epochs))
+        self.train_if_missing("the 2d model to start from", base, "2d", fold, seed,
+                              calib[f"{base}__2d"]["epochs"] if calib else None)
         weights = os.path.join(self.out_root, "work", self.name, self.profile, f"{trainer}_{run_id(fold, seed)}.pth")
         os.makedirs(os.path.dirname(weights), exist_ok=True)
         convert(checkpoint, weights, trainer, force=True, seed=seed)

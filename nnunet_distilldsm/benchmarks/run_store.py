@@ -78,3 +78,15 @@ def source_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
+
+
+def check_budget(out_root: str, dataset: str, profile: str, budget_s: float):
+    """Refuse to mix equal-time runs of different budgets in one table: their Dice answer different questions."""
+    pattern = os.path.join(profile_folder(out_root, dataset, profile), "*", "fold*_seed*.json")
+    other = sorted({read_json(p).get("budget_s") for p in glob.glob(pattern)} - {budget_s})
+    if other:
+        shown = ", ".join(f"{b / 60:g}" if b else "none" for b in other)
+        raise SystemExit(f"benchmark: the run files under {profile_folder(out_root, dataset, profile)} were trained "
+                         f"with a budget of {shown} training minutes per model, this invocation asks for "
+                         f"{budget_s / 60:g}: pass --train-minutes {shown.split(', ')[0]} to add to that study, or "
+                         f"-o ANOTHER_FOLDER for a study at another budget")
