@@ -98,5 +98,10 @@ def test_equal_time_runs_of_another_budget_are_refused_with_what_to_pass(tmp_pat
                {"run": "fold0_seed0", "budget_s": 360.0, "cases": {}})
     check_budget(str(tmp_path), "DatasetX", "equal-time", 360.0)  # the same budget adds to the study
     check_budget(str(tmp_path), "DatasetY", "equal-time", 720.0)  # another dataset has no runs yet
-    with pytest.raises(SystemExit, match=r"budget of 6 training minutes.*asks for 12: pass --train-minutes 6"):
+    check_budget(str(tmp_path), "DatasetX", "equal-time", 360.2)  # the same whole seconds, the same model folders
+    with pytest.raises(SystemExit, match=r"minutes per model: 6\) than this invocation's 12: pass --train-minutes 6 "):
         check_budget(str(tmp_path), "DatasetX", "equal-time", 720.0)
+    write_json(run_file(str(tmp_path), "DatasetX", "equal-time", "nnU-Net 2d", 0, 0),
+               {"run": "fold0_seed0", "cases": {}})  # no budget recorded
+    with pytest.raises(SystemExit, match=r"minutes per model: none\) than this invocation's 6: the folder mixes budgets"):
+        check_budget(str(tmp_path), "DatasetX", "equal-time", 360.0)

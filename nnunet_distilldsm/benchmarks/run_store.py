@@ -80,13 +80,19 @@ def source_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+
 def check_budget(out_root: str, dataset: str, profile: str, budget_s: float):
-    """Refuse to mix equal-time runs of different budgets in one table: their Dice answer different questions."""
-    pattern = os.path.join(profile_folder(out_root, dataset, profile), "*", "fold*_seed*.json")
-    other = sorted({read_json(p).get("budget_s") for p in glob.glob(pattern)} - {budget_s})
-    if other:
-        shown = ", ".join(f"{b / 60:g}" if b else "none" for b in other)
-        raise SystemExit(f"benchmark: the run files under {profile_folder(out_root, dataset, profile)} were trained "
-                         f"with a budget of {shown} training minutes per model, this invocation asks for "
-                         f"{budget_s / 60:g}: pass --train-minutes {shown.split(', ')[0]} to add to that study, or "
-                         f"-o ANOTHER_FOLDER for a study at another budget")
+    """Refuse to mix equal-time runs of different budgets in one table: their Dice answer different questions.
+    Budgets are compared in whole seconds, as the model folders are named (`seed0_equal-time-360s`)."""
+    folder = profile_folder(out_root, dataset, profile)
+    budgets = {read_json(p).get("budget_s") for p in glob.glob(os.path.join(folder, "*", "fold*_seed*.json"))}
+    other = {b for b in budgets if b is None or round(b) != round(budget_s)}
+    if not other:
+        return
+    shown = [f"{b / 60:g}" for b in sorted(b for b in other if b is not None)] + (["none"] * (None in other))
+    if len(budgets) == 1 and None not in other:
+        hint = f"pass --train-minutes {shown[0]} to add to that study, or -o ANOTHER_FOLDER for a study at another budget"
+    else:
+        hint = "the folder mixes budgets: move the run files of all but one budget out of it, or use -o ANOTHER_FOLDER"
+    raise SystemExit(f"benchmark: the run files under {folder} were trained with other budgets (training minutes "
+                     f"per model: {', '.join(shown)}) than this invocation's {budget_s / 60:g}: {hint}")
