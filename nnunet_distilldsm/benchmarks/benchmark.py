@@ -97,8 +97,8 @@ PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
 }
 PREDICTORS = {"stock": "nnunetv2.inference.predict_from_raw_data.nnUNetPredictor",
               "whole-stack": "nnunet_distilldsm.whole_stack_predictor.WholeStackPredictor"}
-# 3 runs of equal-time (6 budgets a run: 5 models and from-2d's two trainings, plus predictions) fit in about
-# 2 h on 2 CPU cores, so one session of the project's machine finishes a study
+# a run of equal-time is 6 budgets (5 models and from-2d's two trainings) plus predictions: 36 training minutes
+# as calibrated; on the project's 2-core machine runs took 68-73 min of wall time (benchmarks/results, session 5)
 DEFAULT_TRAIN_MINUTES = 6.0
 # equal iterations and equal time, in one accuracy-against-training-time plot
 TRADEOFF = {"cpu-small": ("cpu-small", "equal-time"), "equal-time": ("cpu-small", "equal-time"),
