@@ -35,3 +35,9 @@ def test_slab_trainers_share_a_neutral_base():
     assert issubclass(trainers.DistillDSMTrainer, SlabTrainer) and issubclass(trainers.ResidualDSMTrainer, SlabTrainer)
     assert not issubclass(trainers.ResidualDSMTrainer, trainers.DistillDSMTrainer)
     assert not issubclass(trainers.SlicesAsChannelsTrainer, trainers.DistillDSMTrainer)
+
+
+def test_every_benchmark_profile_names_an_exported_trainer():
+    from nnunet_distilldsm.benchmarks.benchmark import PROFILES, STARTS_FROM
+    named = {t for models in PROFILES.values() for _, t, _, _ in models} | set(STARTS_FROM.values())
+    assert named - set(trainers.__all__) == {"nnUNetTrainer"}  # nnU-Net's own

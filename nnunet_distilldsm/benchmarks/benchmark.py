@@ -77,6 +77,14 @@ PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
                     ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock"),
                     ("Distill DSM, 2 slabs per batch", "DistillDSMTrainer_2slabs_bench", "2d", "stock"),
                     ("Distill DSM, 3 slabs per batch", "DistillDSMTrainer_3slabs_bench", "2d", "stock")],
+    # the modules (issue 11): share of channels distilled (alpha 1/4, 1/2 = default, 1 = the authors' code) and
+    # placement (one per block = default, one after every conv = the paper's text, twice the reach)
+    "module-recipe": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
+                      ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),
+                      ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock"),
+                      ("Distill DSM, alpha 1/4", "DistillDSMTrainer_alpha025_bench", "2d", "stock"),
+                      ("Distill DSM, alpha 1", "DistillDSMTrainer_alpha1_bench", "2d", "stock"),
+                      ("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv_bench", "2d", "stock")],
     # how a fine-tune from the 2d model starts its modules: as initialised, or as identity convs
     "from-2d-start": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
                       ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),

@@ -21,7 +21,8 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer
 from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer, DistillDSMTrainer_slab4, DistillDSMTrainer_slab8, \
     DistillDSMTrainer_slab16, SlicesAsChannelsTrainer, SlicesAsChannelsTrainer_k1, DistillDSMTrainer_stockOversampling, \
-    DistillDSMTrainer_2slabs, DistillDSMTrainer_3slabs, DistillDSMTrainer_identityStart
+    DistillDSMTrainer_2slabs, DistillDSMTrainer_3slabs, DistillDSMTrainer_identityStart, \
+    DistillDSMTrainer_alpha025, DistillDSMTrainer_alpha1, DistillDSMTrainer_perConv
 
 SEED_VARIABLE = "NNUNET_DISTILLDSM_SEED"
 EPOCHS_VARIABLE = "NNUNET_DISTILLDSM_EPOCHS"
@@ -89,6 +90,10 @@ DistillDSMTrainer_slab16_bench = shortened(DistillDSMTrainer_slab16, "bench")
 DistillDSMTrainer_stockOversampling_bench = shortened(DistillDSMTrainer_stockOversampling, "bench")
 DistillDSMTrainer_2slabs_bench = shortened(DistillDSMTrainer_2slabs, "bench")
 DistillDSMTrainer_3slabs_bench = shortened(DistillDSMTrainer_3slabs, "bench")
+# the module-recipe benchmark profile: how much of each slice the modules distill, and where they sit
+DistillDSMTrainer_alpha025_bench = shortened(DistillDSMTrainer_alpha025, "bench")
+DistillDSMTrainer_alpha1_bench = shortened(DistillDSMTrainer_alpha1, "bench")
+DistillDSMTrainer_perConv_bench = shortened(DistillDSMTrainer_perConv, "bench")
 SlicesAsChannelsTrainer_tiny = shortened(SlicesAsChannelsTrainer, "tiny")
 SlicesAsChannelsTrainer_demo = shortened(SlicesAsChannelsTrainer, "demo")
 SlicesAsChannelsTrainer_bench = shortened(SlicesAsChannelsTrainer, "bench")
