@@ -272,12 +272,14 @@ class Study:
                 if not train:
                     say(f"{run_id(fold, seed)}: {len(missing)} model(s) without a run file; --no-train leaves them")
                     continue
-                cases = benchmark_cases(self.raw, self.pre, fold, self.ending)
                 for model, trainer, config, predictor in missing:
                     folder = self.model_folder(trainer, config, seed)
                     epochs = calib[f"{trainer}__{config}"]["epochs"] if calib else None
                     start = self.start_from_2d(trainer, fold, seed, calib)
                     self.train_if_missing(model, trainer, config, fold, seed, epochs, start["weights"] if start else None)
+                    # after training: without imagesTs the cases are the fold's validation cases, from the
+                    # splits_final.json that nnU-Net's first training of the dataset writes
+                    cases = benchmark_cases(self.raw, self.pre, fold, self.ending)
                     say(f"{model}: predict {run_id(fold, seed)} ({len(cases)} cases)")
                     pred_dir = os.path.join(self.out_root, "work", self.name, self.profile, slug(model), run_id(fold, seed))
                     predict_timed(load_predictor(predictor, folder, fold, torch.device(self.device)), cases, pred_dir)
