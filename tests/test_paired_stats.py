@@ -53,6 +53,31 @@ def test_runs_with_their_own_cases_resample_runs():
     assert d.mean == pytest.approx(0.22) and 0.2 <= d.lo <= d.hi <= 0.24 and d.verdict == "better"
 
 
+def test_too_few_samples_give_no_interval_and_no_verdict():
+    """One fold with one validation case (or two folds) cannot tell models apart, however large the difference."""
+    one = paired_difference({"fold0_seed0": {"case_0": 0.9}}, {"fold0_seed0": {"case_0": 0.5}})
+    assert one.mean == pytest.approx(0.4) and math.isnan(one.lo) and math.isnan(one.hi)
+    assert one.verdict.startswith("undecided")
+    two = paired_difference({f"fold{f}_seed0": {f"case_{f}": 0.9} for f in range(2)},
+                            {f"fold{f}_seed0": {f"case_{f}": 0.5} for f in range(2)})
+    assert two.runs == 2 and two.verdict.startswith("undecided")
+    three = paired_difference({f"fold{f}_seed0": {f"case_{f}": 0.9 + 0.01 * f} for f in range(3)},
+                              {f"fold{f}_seed0": {f"case_{f}": 0.5} for f in range(3)})
+    assert three.verdict == "better"
+
+
+def test_tables_of_a_single_run_say_no_ci(tmp_path):
+    models = [("nnU-Net 2d", "T2", "2d", "stock"), ("Distill DSM", "TD", "2d", "stock")]
+    write_runs(tmp_path, "nnU-Net 2d", {"fold0_seed0": {"case_0": 0.5}})
+    write_runs(tmp_path, "Distill DSM", {"fold0_seed0": {"case_0": 0.9}})
+    rows = report.aggregate(str(tmp_path), "DatasetX", "p", models)
+    assert rows[1]["verdict_vs_2d"].startswith("undecided") and math.isnan(rows[1]["dice_vs_2d_lo"])
+    stem = report.write_tables(rows, str(tmp_path), "DatasetX", "p")
+    md = open(stem + ".md").read()
+    assert "| Distill DSM | 1 | 0.900 [no CI] |" in md and "+0.400 [no CI] undecided" in md
+    report.plot_profile(rows, stem + ".png", "one run")
+
+
 def write_runs(out, model, dice_by_run, train_s=100.0):
     for run, cases in dice_by_run.items():
         fold = int(run[4:run.index("_")])

@@ -376,7 +376,7 @@ class Study:
             report.plot_tradeoff(by_profile, os.path.join(self.out_root, "results", f"{self.name}_tradeoff.png"),
                                  f"{self.name}: accuracy against training time")
         for r in rows:
-            say(f"{r['model']}: {r['runs']} run(s), Dice {r['dice_mean']:.3f} [{r['dice_lo']:.3f}, {r['dice_hi']:.3f}]"
+            say(f"{r['model']}: {r['runs']} run(s), Dice {r['dice_mean']:.3f} {report.interval(r['dice_lo'], r['dice_hi'])}"
                 f", vs 2d {report.ci_text(r, '2d')}, vs 3d {report.ci_text(r, '3d')}")
         say(f"wrote {stem}.md, .csv, .png")
         return rows

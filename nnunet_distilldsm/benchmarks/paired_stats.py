@@ -6,6 +6,8 @@ run predicts the same cases (imagesTs), the differences form a runs x cases tabl
 bootstrap resamples runs and cases independently (a crossed bootstrap: scipy.stats.bootstrap
 with two unpaired samples, the run indices and the case indices). When runs predict different
 cases (each fold its own validation cases), it resamples runs and averages each run's cases.
+Fewer than MIN_SAMPLES values on the only axis resampled give no interval (NaN) and the verdict
+"undecided": a bootstrap of one or two values would only return them as its bounds.
 """
 from typing import Dict, NamedTuple, Optional
 
@@ -14,6 +16,7 @@ from scipy.stats import bootstrap
 
 CONFIDENCE = 0.95
 RESAMPLES = 10_000
+MIN_SAMPLES = 3
 METHOD = (f"{CONFIDENCE:.0%} percentile bootstrap (scipy.stats.bootstrap, {RESAMPLES:,} resamples) over runs "
           f"and test cases, paired by run and case")
 
@@ -27,6 +30,8 @@ class PairedDifference(NamedTuple):
 
     @property
     def verdict(self) -> str:
+        if np.isnan(self.lo) or np.isnan(self.hi):
+            return f"undecided (fewer than {MIN_SAMPLES} samples)"
         if self.lo > 0:
             return "better"
         if self.hi < 0:
@@ -52,9 +57,9 @@ def paired_difference(model: Dict[str, Dict[str, float]], reference: Dict[str, D
         cases = sorted(next(iter(case_sets)))
         table = np.array([[diffs[r][c] for c in cases] for r in runs])
         mean = float(table.mean())
-        if table.size == 1:
-            return PairedDifference(mean, mean, mean, len(runs), len(cases))
         if len(runs) == 1 or len(cases) == 1:  # one axis to resample
+            if table.size < MIN_SAMPLES:
+                return PairedDifference(mean, np.nan, np.nan, len(runs), len(cases))
             ci = bootstrap((table.ravel(),), np.mean, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
                            method="percentile", random_state=rng).confidence_interval
         else:
@@ -65,8 +70,8 @@ def paired_difference(model: Dict[str, Dict[str, float]], reference: Dict[str, D
         return PairedDifference(mean, float(ci.low), float(ci.high), len(runs), len(cases))
     per_run = np.array([np.mean(list(diffs[r].values())) for r in runs])  # nested: each run its own cases
     mean = float(per_run.mean())
-    if len(per_run) == 1:
-        return PairedDifference(mean, mean, mean, 1, len(diffs[runs[0]]))
+    if len(per_run) < MIN_SAMPLES:
+        return PairedDifference(mean, np.nan, np.nan, len(runs), sum(len(d) for d in diffs.values()))
     ci = bootstrap((per_run,), np.mean, n_resamples=RESAMPLES, confidence_level=CONFIDENCE, method="percentile",
                    random_state=rng).confidence_interval
     return PairedDifference(mean, float(ci.low), float(ci.high), len(runs), sum(len(d) for d in diffs.values()))

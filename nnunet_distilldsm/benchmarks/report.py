@@ -97,8 +97,12 @@ def fmt(v) -> str:
 def ci_text(r: dict, key: str) -> str:
     if math.isnan(r[f"dice_vs_{key}"]) or not r[f"verdict_vs_{key}"]:
         return "-"
-    return f"{r[f'dice_vs_{key}']:+.3f} [{r[f'dice_vs_{key}_lo']:+.3f}, {r[f'dice_vs_{key}_hi']:+.3f}] " \
+    return f"{r[f'dice_vs_{key}']:+.3f} {interval(r[f'dice_vs_{key}_lo'], r[f'dice_vs_{key}_hi'], '+.3f')} " \
            f"{r[f'verdict_vs_{key}']}"
+
+
+def interval(lo: float, hi: float, spec: str = ".3f") -> str:
+    return "[no CI]" if math.isnan(lo) or math.isnan(hi) else f"[{lo:{spec}}, {hi:{spec}}]"
 
 
 def train_s_text(r: dict) -> str:
@@ -139,7 +143,7 @@ def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, he
                 "HD95 (mm) | params | inference s/voxel | train s/step (probe) | train MB held |\n")
         f.write("|" + "---|" * 13 + "\n")
         for r in rows:
-            f.write(f"| {r['model']} | {r['runs']} | {r['dice_mean']:.3f} [{r['dice_lo']:.3f}, {r['dice_hi']:.3f}] | "
+            f.write(f"| {r['model']} | {r['runs']} | {r['dice_mean']:.3f} {interval(r['dice_lo'], r['dice_hi'])} | "
                     f"{fmt(r['dice_run_sd'])} | {ci_text(r, '2d')} | {ci_text(r, '3d')} | {r['iterations']:.0f} | "
                     f"{train_s_text(r)} | {fmt(r['hd95_mean'])} | {fmt(r['params'])} | "
                     f"{fmt(r['infer_s_per_voxel'])} | {fmt(r['train_s_per_iter'])} | {fmt(r['peak_train_mem_mb'])} |\n")
@@ -147,7 +151,7 @@ def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, he
             f.write("\nBetween the other models, paired by run and case (same method):\n\n"
                     "| model a | model b | a - b [95% CI] | runs | verdict for a |\n|---|---|---|---|---|\n")
             for a, b, d in pairs:
-                f.write(f"| {a} | {b} | {d.mean:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}] | {d.runs} | {d.verdict} |\n")
+                f.write(f"| {a} | {b} | {d.mean:+.3f} {interval(d.lo, d.hi, '+.3f')} | {d.runs} | {d.verdict} |\n")
         f.write("\nAll columns:\n\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
         for r in rows:
             f.write("| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |\n")
