@@ -272,6 +272,8 @@ class Study:
                 if not train:
                     say(f"{run_id(fold, seed)}: {len(missing)} model(s) without a run file; --no-train leaves them")
                     continue
+                # 3d_fullres last: it costs several 2d-cost trainings, so a cut-off invocation keeps the most runs
+                missing.sort(key=lambda m: m[2] == "3d_fullres")
                 for model, trainer, config, predictor in missing:
                     folder = self.model_folder(trainer, config, seed)
                     epochs = calib[f"{trainer}__{config}"]["epochs"] if calib else None
