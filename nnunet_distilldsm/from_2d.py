@@ -20,7 +20,12 @@ bias): each module then passes its slice's channels on unchanged, except that th
 to each neighbour comes from that neighbour, so the network starts close to the 2d one.
 
 nnU-Net's loader skips the segmentation layers (`.seg_layers.`): the file holds the 2d ones, but
-training starts them from their initialisation.
+training starts them from their initialisation. To keep them (same dataset and labels), `--keep-seg-layers`
+writes the fine-tune's first checkpoint instead, with nnU-Net's own save_checkpoint, where nnU-Net's `--c`
+finds it:
+
+    nnunet-distilldsm from-2d .../fold_0/checkpoint_final.pth --keep-seg-layers
+    nnUNetv2_train DATASET 2d 0 -tr DistillDSMTrainer --c
 """
 import argparse
 import copy
@@ -171,18 +176,8 @@ def start_modules_as_identity(network: torch.nn.Module) -> int:
     return len(modules)
 
 
-def convert(checkpoint: str, out: str, trainer: str = "DistillDSMTrainer", force: bool = False,
-            seed: int = 0, modules: Optional[str] = None) -> dict:
-    """Write `out`, a -pretrained_weights file for `trainer` made from a 2d checkpoint. Returns a summary.
-
-    modules: "initialised" or "identity" (see the module docstring); None: the trainer's `from_2d_modules`."""
-    out = os.path.abspath(out)
-    if os.path.exists(out) and os.path.isfile(checkpoint) and os.path.samefile(out, checkpoint):
-        raise From2dError(f"from-2d: the output {out} is the checkpoint being converted; write to another file")
-    if os.path.isdir(out):
-        raise From2dError(f"from-2d: -o {out} is a folder; give the file to write, e.g. {out}/dsm_init.pth")
-    if os.path.exists(out) and not force:
-        raise From2dError(f"from-2d: {out} exists; choose another -o or add --force to replace it")
+def resolve_trainer(trainer: str, modules: Optional[str], checkpoint: str):
+    """(trainer class, module start) for `trainer`, or a From2dError saying why it cannot start from 2d."""
     try:
         trainer_cls = find_trainer(trainer)
     except (RuntimeError, AssertionError) as e:
@@ -195,6 +190,13 @@ def convert(checkpoint: str, out: str, trainer: str = "DistillDSMTrainer", force
     modules = modules or trainer_cls.from_2d_modules
     if modules not in MODULE_STARTS:
         raise From2dError(f"from-2d: --modules {modules!r}: choose one of {', '.join(MODULE_STARTS)}")
+    return trainer_cls, modules
+
+
+def converted(checkpoint: str, trainer: str = "DistillDSMTrainer", seed: int = 0, modules: Optional[str] = None):
+    """(trainer class, 2d plans, dataset.json, configuration, fold, slab network state dict with every 2d tensor
+    copied, summary) for a 2d checkpoint; raises From2dError for any that does not fit."""
+    trainer_cls, modules = resolve_trainer(trainer, modules, checkpoint)
     ckpt, plans, dataset_json, configuration, folder = load_2d_model(checkpoint)
     check_is_stock_2d(ckpt, plans, configuration, checkpoint, folder)
 
@@ -242,17 +244,81 @@ def convert(checkpoint: str, out: str, trainer: str = "DistillDSMTrainer", force
                               f"2d network {tuple(value.shape)}; from-2d cannot map one onto the other")
     network.load_state_dict(merged)  # copy_ into the parameters: bitwise, aliases stay one tensor
     weights = network.state_dict()
-    new = [k for k in weights if k not in weights_2d]
+    fold = ckpt["init_args"].get("fold")
     summary = {
         "source_checkpoint": os.path.abspath(checkpoint), "source_trainer": ckpt.get("trainer_name"),
         "dataset": plans.get("dataset_name"), "plans": plans.get("plans_name"), "configuration": configuration,
-        "fold": ckpt["init_args"].get("fold"), "trainer": trainer, "seed": seed, "modules": modules,
+        "fold": fold, "trainer": trainer, "seed": seed, "modules": modules,
         "transferred": [k for k in weights_2d if SEG_LAYERS not in k and k not in widened],
         "widened_first_conv": widened, "seg_layers_in_file": [k for k in weights_2d if SEG_LAYERS in k],
-        "initialised": new,
+        "initialised": [k for k in weights if k not in weights_2d],
     }
+    return trainer_cls, plans, dataset_json, configuration, fold, weights, summary
+
+
+def convert(checkpoint: str, out: str, trainer: str = "DistillDSMTrainer", force: bool = False,
+            seed: int = 0, modules: Optional[str] = None) -> dict:
+    """Write `out`, a -pretrained_weights file for `trainer` made from a 2d checkpoint. Returns a summary.
+
+    modules: "initialised" or "identity" (see the module docstring); None: the trainer's `from_2d_modules`."""
+    out = os.path.abspath(out)
+    if os.path.exists(out) and os.path.isfile(checkpoint) and os.path.samefile(out, checkpoint):
+        raise From2dError(f"from-2d: the output {out} is the checkpoint being converted; write to another file")
+    if os.path.isdir(out):
+        raise From2dError(f"from-2d: -o {out} is a folder; give the file to write, e.g. {out}/dsm_init.pth")
+    if os.path.exists(out) and not force:
+        raise From2dError(f"from-2d: {out} exists; choose another -o or add --force to replace it")
+    *_, weights, summary = converted(checkpoint, trainer, seed, modules)
     save_atomically({"network_weights": weights, "trainer_name": trainer, "from_2d": summary}, out, force)
     return summary
+
+
+CHECKPOINTS = ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth")  # what --c looks for
+
+
+def write_training_start(checkpoint: str, trainer: str = "DistillDSMTrainer", seed: int = 0,
+                         modules: Optional[str] = None) -> dict:
+    """Write epoch 0 of `trainer`'s training on the 2d model's fold, for `nnUNetv2_train ... --c`: every tensor
+    of the 2d model, its segmentation layers included, which -pretrained_weights would skip.
+
+    The file is nnU-Net's own `save_checkpoint` of the trainer built as nnUNetv2_train builds it (fresh
+    optimizer, empty log), in nnUNet_results/DATASET/TRAINER__PLANS__2d/fold_F/checkpoint_latest.pth.
+    Returns the summary, with "written" added."""
+    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_results
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
+    trainer_cls, plans, dataset_json, configuration, fold, weights, summary = converted(
+        checkpoint, trainer, seed, modules)
+    for variable, value in (("nnUNet_results", nnUNet_results), ("nnUNet_preprocessed", nnUNet_preprocessed)):
+        if value is None:
+            raise From2dError(f"from-2d --keep-seg-layers writes into the fine-tune's nnU-Net results folder and "
+                              f"builds its trainer, which needs {variable}: set it as for nnUNetv2_train")
+    fold_dir = get_output_folder(summary["dataset"], trainer, summary["plans"], configuration, fold)
+    present = [f for f in CHECKPOINTS if os.path.isfile(os.path.join(fold_dir, f))]
+    if present:
+        raise From2dError(
+            f"from-2d --keep-seg-layers: {fold_dir} already holds {', '.join(present)}, a training of {trainer} that "
+            f"nnUNetv2_train --c would continue; nothing was written. Move that folder away to start again from the "
+            f"2d model, or use -o for a -pretrained_weights file")
+    data = os.path.join(nnUNet_preprocessed, summary["dataset"],
+                        PlansManager(trainer_cls.slab_plans(plans, configuration)).get_configuration(
+                            configuration).data_identifier)
+    if not os.path.isdir(data):
+        raise From2dError(f"from-2d --keep-seg-layers: no preprocessed data at {data}; the fine-tune trains on it. "
+                          f"Run nnUNetv2_plan_and_preprocess -d {summary['dataset']} -c {configuration} first")
+    trainer_plans = dict(copy.deepcopy(plans), continue_training=False)  # what run_training adds before building
+    nnunet_trainer = trainer_cls(trainer_plans, configuration, fold, dataset_json, device=torch.device("cpu"))
+    nnunet_trainer.initialize()
+    nnunet_trainer.network.load_state_dict(weights)
+    nnunet_trainer.current_epoch = -1  # save_checkpoint records current_epoch + 1: --c starts at epoch 0
+    written = os.path.join(fold_dir, "checkpoint_latest.pth")
+    tmp = written + ".partial"
+    try:
+        nnunet_trainer.save_checkpoint(tmp)
+        os.replace(tmp, written)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return dict(summary, written=written)
 
 
 def save_atomically(obj: dict, out: str, force: bool) -> None:
@@ -285,7 +351,11 @@ def parse(argv=None) -> argparse.Namespace:
                                            "checkpoint_final.pth (plans.json and dataset.json are read from the "
                                            "folder above fold_N)")
     parser.add_argument("-tr", default="DistillDSMTrainer", help="the slab trainer to start (default DistillDSMTrainer)")
-    parser.add_argument("-o", required=True, help="the file to write (nnU-Net checkpoint format)")
+    parser.add_argument("-o", help="the -pretrained_weights file to write (nnU-Net checkpoint format)")
+    parser.add_argument("--keep-seg-layers", action="store_true",
+                        help="instead of -o: write the fine-tune's first checkpoint (epoch 0, the 2d segmentation "
+                             "layers kept) into its nnU-Net results folder, for nnUNetv2_train DATASET 2d FOLD -tr "
+                             "TRAINER --c")
     parser.add_argument("--force", action="store_true", help="replace -o if it exists")
     parser.add_argument("--seed", type=int, default=0, help="seed of the modules' initialisation (default 0)")
     parser.add_argument("--modules", choices=MODULE_STARTS, default=None,
@@ -296,11 +366,24 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    if (args.o is None) == (not args.keep_seg_layers):
+        print("From2dError: from-2d: give either -o FILE (a -pretrained_weights file; nnU-Net's loader skips the "
+              "segmentation layers) or --keep-seg-layers (a checkpoint for --c that keeps them)", file=sys.stderr)
+        return 2
     try:
-        s = convert(args.checkpoint, args.o, args.tr, args.force, args.seed, args.modules)
+        if args.keep_seg_layers:
+            s = write_training_start(args.checkpoint, args.tr, args.seed, args.modules)
+        else:
+            s = convert(args.checkpoint, args.o, args.tr, args.force, args.seed, args.modules)
     except From2dError as e:
         print(f"From2dError: {e}", file=sys.stderr)
         return 1
+    if args.keep_seg_layers:
+        print(f"wrote {s['written']}: epoch 0 of {s['trainer']} with every tensor of the 2d model "
+              f"({s['dataset']}, {s['plans']}, {s['configuration']}, fold {s['fold']}), segmentation layers "
+              f"included, and {len(s['initialised'])} keys of its modules ({s['modules']}, seed {s['seed']}). Next:\n"
+              f"  nnUNetv2_train {s['dataset']} {s['configuration']} {s['fold']} -tr {s['trainer']} -p {s['plans']} --c")
+        return 0
     print(f"wrote {os.path.abspath(args.o)}: {len(s['transferred'])} keys of the 2d model "
           f"({s['dataset']}, {s['plans']}, {s['configuration']}, fold {s['fold']}), "
           f"{len(s['widened_first_conv'])} widened first-conv key(s), {len(s['initialised'])} keys of "

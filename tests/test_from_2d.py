@@ -26,9 +26,12 @@ PROBE = """
 import sys, torch
 from nnunetv2.run.run_training import get_trainer_from_args, maybe_load_checkpoint
 trainer, fold, weights, out = sys.argv[1:]
-t = get_trainer_from_args("901", "2d", int(fold), trainer, "nnUNetPlans", False, device=torch.device("cpu"))
-maybe_load_checkpoint(t, False, False, weights)  # nnUNetv2_train -pretrained_weights, before run_training
-torch.save({"state": {k: v.clone() for k, v in t.network.state_dict().items()}, "plans": t.plans_manager.plans}, out)
+resume = weights == "--c"
+t = get_trainer_from_args("901", "2d", int(fold), trainer, "nnUNetPlans", resume, device=torch.device("cpu"))
+# nnUNetv2_train --c, or -pretrained_weights, before run_training
+maybe_load_checkpoint(t, resume, False, None if resume else weights)
+torch.save({"state": {k: v.clone() for k, v in t.network.state_dict().items()}, "plans": t.plans_manager.plans,
+            "epoch": t.current_epoch}, out)
 """
 
 
@@ -51,6 +54,14 @@ def nnunet_starts_with(env, trainer, weights, tmp_path):
     run(["python", "-c", PROBE, trainer, "0", weights, out], env)
     probe = load(out)
     return probe["state"], probe["plans"]
+
+
+def nnunet_continues_with(env, trainer, tmp_path):
+    """(state dict, epoch) of `trainer`'s network as nnUNetv2_train --c starts it."""
+    out = str(tmp_path / f"probe_continue_{trainer}.pt")
+    run(["python", "-c", PROBE, trainer, "0", "--c", out], env)
+    probe = load(out)
+    return probe["state"], probe["epoch"]
 
 
 def fine_tune_env(env, tmp_path):
@@ -113,6 +124,45 @@ def test_distill_dsm_starts_from_the_2d_weights_and_nnunet_trains_it(stock_2d, d
     final = load(os.path.join(results(env, "DistillDSMTrainer_tiny"), "fold_0", "checkpoint_final.pth"))
     assert final["trainer_name"] == "DistillDSMTrainer_tiny" and final["current_epoch"] == 2
     assert list(final["network_weights"]) == list(weights)
+
+
+def test_keep_seg_layers_starts_the_fine_tune_with_every_2d_tensor_through_nnunet_continue(stock_2d, tmp_path):
+    env = fine_tune_env(stock_2d[0], tmp_path)
+    trainer = "DistillDSMTrainer_tiny"
+    cli = run(["nnunet-distilldsm", "from-2d", checkpoint_2d(stock_2d), "-tr", trainer, "--keep-seg-layers"], env)
+    fold_dir = os.path.join(results(env, trainer), "fold_0")
+    written = os.path.join(fold_dir, "checkpoint_latest.pth")
+    assert f"wrote {written}" in cli.stdout and f"-tr {trainer} -p nnUNetPlans --c" in cli.stdout
+    assert sorted(f for f in os.listdir(fold_dir) if f.endswith((".pth", ".partial"))) == ["checkpoint_latest.pth"]
+    w2d = load(checkpoint_2d(stock_2d))["network_weights"]
+    state, epoch = nnunet_continues_with(env, trainer, tmp_path)
+    assert epoch == 0  # --c starts the fine-tune at its first epoch
+    assert any(SEG in k for k in w2d)
+    for k, v in w2d.items():  # segmentation layers included, bitwise, before the first step
+        assert bitwise_equal(state[k], v), k
+    modules = [k for k in state if k not in w2d]
+    assert modules and all(".distill." in k for k in modules)
+    # the same modules as the -pretrained_weights file of the same seed
+    convert(checkpoint_2d(stock_2d), str(tmp_path / "pretrained.pth"), trainer)
+    pretrained = load(str(tmp_path / "pretrained.pth"))["network_weights"]
+    assert all(bitwise_equal(state[k], pretrained[k]) for k in modules)
+    # a second conversion would overwrite a training: refused, the file kept
+    before = open(written, "rb").read()
+    again = run(["nnunet-distilldsm", "from-2d", checkpoint_2d(stock_2d), "-tr", trainer, "--keep-seg-layers"], env,
+                check=False)
+    assert again.returncode == 1 and "already holds checkpoint_latest.pth" in again.stderr
+    assert open(written, "rb").read() == before
+    # the real command continues it to the end
+    run(["nnUNetv2_train", "901", "2d", "0", "-tr", trainer, "--c", "-device", "cpu"], env)
+    final = load(os.path.join(fold_dir, "checkpoint_final.pth"))
+    assert final["current_epoch"] == 2 and list(final["network_weights"]) == list(state)
+
+
+def test_from_2d_needs_exactly_one_of_o_and_keep_seg_layers(stock_2d, tmp_path):
+    for extra in ([], ["-o", str(tmp_path / "x.pth"), "--keep-seg-layers"]):
+        proc = run(["nnunet-distilldsm", "from-2d", checkpoint_2d(stock_2d), *extra], stock_2d[0], check=False)
+        assert proc.returncode == 2 and "either -o FILE" in proc.stderr
+    assert not os.path.exists(tmp_path / "x.pth")
 
 
 def test_residual_dsm_file_is_the_2d_weights_and_nnunet_loads_it(stock_2d, tmp_path):

@@ -52,7 +52,10 @@ FROM_2D = ("Distill DSM from 2d", "DistillDSMTrainer_from2d", "2d", "stock")
 # fine-tune trainer -> the 2d trainer whose model (same fold and seed) it starts from, via `nnunet-distilldsm from-2d`
 STARTS_FROM = {"DistillDSMTrainer_from2d_bench": "nnUNetTrainer_bench", "DistillDSMTrainer_from2d_tiny": "nnUNetTrainer_tiny",
                "DistillDSMTrainer_identityStart_from2d_bench": "nnUNetTrainer_bench",
+               "DistillDSMTrainer_identityStartSeg_from2d_bench": "nnUNetTrainer_bench",
                "DistillDSMTrainer_from2d_timed": "nnUNetTrainer_timedStart"}
+# fine-tunes started by `from-2d --keep-seg-layers` (the 2d segmentation layers kept; nnUNetv2_train --c)
+KEEPS_SEG_LAYERS = {"DistillDSMTrainer_identityStartSeg_from2d_bench"}
 # equal-time: a from-2d run's 2d training counts towards its budget; the fine-tune gets this share of it
 # (as its iterations are 20% of the 2d model's in cpu-small), the 2d model it starts from the rest
 FROM_2D_SHARE = 0.2
@@ -91,7 +94,9 @@ PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
                       ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock"),
                       ("Distill DSM from 2d", "DistillDSMTrainer_from2d_bench", "2d", "stock"),
                       ("Distill DSM from 2d, identity modules", "DistillDSMTrainer_identityStart_from2d_bench", "2d",
-                       "stock")],
+                       "stock"),
+                      ("Distill DSM from 2d, identity modules, 2d seg layers kept",
+                       "DistillDSMTrainer_identityStartSeg_from2d_bench", "2d", "stock")],
     # which slab depth buys the most accuracy per second of training; all predicted whole-stack
     "slab-sweep": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
                    ("Distill DSM, slab 4", "DistillDSMTrainer_slab4_bench", "2d", "whole-stack"),
@@ -320,15 +325,22 @@ class Study:
         other trainers."""
         if trainer not in STARTS_FROM:
             return None
-        from nnunet_distilldsm.from_2d import convert
+        from nnunet_distilldsm.from_2d import CHECKPOINTS, convert
         base = STARTS_FROM[trainer]
         folder = self.model_folder(base, "2d", seed)
         checkpoint = os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth")
         self.train_if_missing("the 2d model to start from", base, "2d", fold, seed,
                               calib[f"{base}__2d"]["epochs"] if calib else None)
-        weights = os.path.join(self.out_root, "work", self.name, self.profile, f"{trainer}_{run_id(fold, seed)}.pth")
-        os.makedirs(os.path.dirname(weights), exist_ok=True)
-        convert(checkpoint, weights, trainer, force=True, seed=seed)
+        if trainer in KEEPS_SEG_LAYERS:  # the fine-tune's epoch 0 in its own fold folder, for train_if_missing's --c
+            weights = None
+            fold_dir = os.path.join(self.model_folder(trainer, "2d", seed), f"fold_{fold}")
+            if not any(os.path.isfile(os.path.join(fold_dir, f)) for f in CHECKPOINTS):
+                run_nnunet(["nnunet-distilldsm", "from-2d", checkpoint, "-tr", trainer, "--keep-seg-layers",
+                            "--seed", str(seed)], self.environment(seed))
+        else:
+            weights = os.path.join(self.out_root, "work", self.name, self.profile, f"{trainer}_{run_id(fold, seed)}.pth")
+            os.makedirs(os.path.dirname(weights), exist_ok=True)
+            convert(checkpoint, weights, trainer, force=True, seed=seed)
         base_record = training_record(folder, fold)
         return {"trainer": base, "weights": weights, "train_s": base_record["train_s"],
                 "iterations": base_record["iterations"]}

@@ -21,7 +21,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer
 from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer, DistillDSMTrainer_slab4, DistillDSMTrainer_slab8, \
     DistillDSMTrainer_slab16, SlicesAsChannelsTrainer, SlicesAsChannelsTrainer_k1, DistillDSMTrainer_stockOversampling, \
-    DistillDSMTrainer_2slabs, DistillDSMTrainer_3slabs, DistillDSMTrainer_identityStart, \
+    DistillDSMTrainer_2slabs, DistillDSMTrainer_3slabs, DistillDSMTrainer_identityStart, DistillDSMTrainer_identityStartSeg, \
     DistillDSMTrainer_alpha025, DistillDSMTrainer_alpha1, DistillDSMTrainer_perConv
 
 SEED_VARIABLE = "NNUNET_DISTILLDSM_SEED"
@@ -102,6 +102,7 @@ SlicesAsChannelsTrainer_k1_bench = shortened(SlicesAsChannelsTrainer_k1, "bench"
 DistillDSMTrainer_from2d_bench = shortened(DistillDSMTrainer, "from2d_bench")
 DistillDSMTrainer_from2d_tiny = shortened(DistillDSMTrainer, "from2d_tiny")
 DistillDSMTrainer_identityStart_from2d_bench = shortened(DistillDSMTrainer_identityStart, "from2d_bench")
+DistillDSMTrainer_identityStartSeg_from2d_bench = shortened(DistillDSMTrainer_identityStartSeg, "from2d_bench")
 # the equal-time benchmark profile: calibrate seconds per epoch, then train that model's share of the budget
 nnUNetTrainer_calib = shortened(nnUNetTrainer, "calib")
 DistillDSMTrainer_calib = shortened(DistillDSMTrainer, "calib")

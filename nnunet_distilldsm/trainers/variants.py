@@ -48,6 +48,10 @@ class DistillDSMTrainer_identityStart(DistillDSMTrainer):
     from_2d_modules = "identity"
 
 
+class DistillDSMTrainer_identityStartSeg(DistillDSMTrainer_identityStart):
+    """The same trainer, in its own results folder: the benchmark starts it with `from-2d --keep-seg-layers`."""
+
+
 class DistillDSMTrainer_2slabs(DistillDSMTrainer):
     """At least 2 slabs (cases) per batch, each half as deep: less depth context, less noisy gradients."""
     slabs_per_batch = 2
