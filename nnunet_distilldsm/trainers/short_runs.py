@@ -3,7 +3,8 @@
 `_tiny`: 2 epochs of 4 iterations (tests). `_demo`: 10 epochs of 25 iterations (README demo).
 `_bench`: 25 epochs of 25 iterations (the cpu-small benchmark). `_calib`: 2 epochs of 25, to
 measure seconds per epoch. `_timed`: epochs from NNUNET_DISTILLDSM_EPOCHS (the benchmark's
-equal-time profile sets them from each model's measured epoch time). Stock nnUNetTrainer gets
+equal-time profile sets them from each model's measured epoch time). `_wallclock`: as many epochs
+as fit in NNUNET_DISTILLDSM_TRAIN_SECONDS of wall clock (wall_clock.py; the demo). Stock nnUNetTrainer gets
 the same budgets, so comparisons are fair.
 
 Every short run seeds torch, numpy and Python's `random` from NNUNET_DISTILLDSM_SEED when it
@@ -19,6 +20,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer
+from nnunet_distilldsm.trainers.wall_clock import EPOCH_CAP, WallClockBudget
 from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer, DistillDSMTrainer_slab4, DistillDSMTrainer_slab8, \
     DistillDSMTrainer_slab16, SlicesAsChannelsTrainer, SlicesAsChannelsTrainer_k1, DistillDSMTrainer_stockOversampling, \
     DistillDSMTrainer_2slabs, DistillDSMTrainer_3slabs, DistillDSMTrainer_identityStart, DistillDSMTrainer_identityStartSeg, \
@@ -29,7 +31,8 @@ EPOCHS_VARIABLE = "NNUNET_DISTILLDSM_EPOCHS"
 # epochs (None: from EPOCHS_VARIABLE), iterations per epoch, validation iterations per epoch
 BUDGETS = {"tiny": (2, 4, 2), "demo": (10, 25, 5), "bench": (25, 25, 5), "calib": (2, 25, 5), "timed": (None, 25, 5),
            "from2d_bench": (5, 25, 5), "from2d_tiny": (1, 4, 2),  # from2d: fine-tunes of 20% of _bench (_tiny: 50%)
-           "from2d_timed": (None, 25, 5), "timedStart": (None, 25, 5)}  # equal-time: a 2d model and its fine-tune
+           "from2d_timed": (None, 25, 5), "timedStart": (None, 25, 5),  # equal-time: a 2d model and its fine-tune
+           "wallclock": (EPOCH_CAP, 25, 5)}  # until the wall-clock budget is spent
 
 
 def seed_from_environment():
@@ -74,6 +77,14 @@ def shortened(base: type, budget: str) -> type:
                                 "iterations_per_epoch": iterations})
 
 
+def wall_clocked(base: type) -> type:
+    """`base` trained for a wall-clock budget, 25 iterations an epoch, named `<base>_wallclock`."""
+    short = shortened(base, "wallclock")
+    doc = f"{base.__name__}, epochs of 25 iterations until the wall-clock budget is spent."
+    return type(short.__name__, (WallClockBudget, short), {"__module__": __name__, "__qualname__": short.__name__,
+                                                           "__doc__": doc})
+
+
 nnUNetTrainer_tiny = shortened(nnUNetTrainer, "tiny")
 nnUNetTrainer_demo = shortened(nnUNetTrainer, "demo")
 DistillDSMTrainer_tiny = shortened(DistillDSMTrainer, "tiny")
@@ -114,3 +125,8 @@ nnUNetTrainer_timedStart = shortened(nnUNetTrainer, "timedStart")  # the 2d mode
 DistillDSMTrainer_from2d_timed = shortened(DistillDSMTrainer, "from2d_timed")
 SlicesAsChannelsTrainer_calib = shortened(SlicesAsChannelsTrainer, "calib")
 SlicesAsChannelsTrainer_timed = shortened(SlicesAsChannelsTrainer, "timed")
+# the demo, and equal training time measured by the trainers' own clocks
+nnUNetTrainer_wallclock = wall_clocked(nnUNetTrainer)
+DistillDSMTrainer_wallclock = wall_clocked(DistillDSMTrainer)
+ResidualDSMTrainer_wallclock = wall_clocked(ResidualDSMTrainer)
+SlicesAsChannelsTrainer_wallclock = wall_clocked(SlicesAsChannelsTrainer)
