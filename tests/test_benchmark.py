@@ -113,6 +113,23 @@ def test_timed_trainer_without_epochs_says_what_to_set(planned, monkeypatch):
     assert proc.returncode != 0 and "NNUNET_DISTILLDSM_EPOCHS" in proc.stdout + proc.stderr
 
 
+def test_equal_wallclock_trains_each_model_for_the_budget_by_its_own_clock(planned, tmp_path):
+    env, _ = planned
+    out = tmp_path / "bench"
+    run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "equal-wallclock-tiny", "--train-minutes", "0.75",
+         "--rounds", "1", "-o", str(out)], env, timeout=1800)
+    folder = out / "results" / "runs" / "Dataset901_DepthContext" / "equal-wallclock-tiny"
+    assert not (folder / "calibration.json").exists()
+    for model in ("nnU-Net_2d", "Distill_DSM"):
+        record = json.loads((folder / model / "fold0_seed0.json").read_text())
+        assert record["budget_s"] == 45 and record["epochs"] >= 2 and record["iterations"] == 25 * record["epochs"]
+        epoch_wall = record["wall_s"] / record["epochs"]  # an upper bound, with the gaps between epochs
+        assert abs(record["wall_s"] - 45) <= 1.5 * epoch_wall, record
+        assert record["train_s"] <= record["wall_s"]
+    rows = {r["model"]: r for r in csv.DictReader(open(out / "results" / "Dataset901_DepthContext_equal-wallclock-tiny.csv"))}
+    assert set(rows) == {"nnU-Net 2d", "Distill DSM"} and float(rows["Distill DSM"]["wall_s_mean"]) > 0
+
+
 def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budget(planned, tmp_path):
     env, _ = planned
     out = tmp_path / "bench"

@@ -8,8 +8,9 @@ only the runs whose file is missing, so a study can be split over invocations an
 
 Profiles (docs/benchmark.md): `cpu-small` (every model 625 iterations), `equal-time` (every
 model the same training seconds: its epochs follow from its own seconds per epoch, measured by
-a short calibration training in the same study), `channels-ablation`, `slab-recipe`, `from-2d-start`, `slab-sweep`, `full`
-(nnU-Net's 1000 epochs), `tiny` and `equal-time-tiny` (tests).
+a short calibration training in the same study), `equal-wallclock` (every model trains until its
+own clock has spent the same wall-clock seconds: trainers/wall_clock.py), `channels-ablation`, `slab-recipe`, `from-2d-start`, `slab-sweep`, `full`
+(nnU-Net's 1000 epochs), `tiny`, `equal-time-tiny` and `equal-wallclock-tiny` (tests).
 Costs (parameters, FLOPs, inference seconds per voxel with the models taking turns for
 --rounds rounds, training step time and memory) are measured once per profile, on the first
 run's models, and kept beside the runs.
@@ -66,6 +67,8 @@ CALIBRATED_AS = {"DistillDSMTrainer_from2d_timed": "DistillDSMTrainer_calib", "n
 PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
     "cpu-small": budgeted(STANDARD + [FROM_2D], "bench"),
     "equal-time": budgeted(STANDARD + [FROM_2D], "timed"),
+    # equal time by each trainer's own clock (trainers/wall_clock.py), not by a calibrated number of epochs
+    "equal-wallclock": budgeted(STANDARD, "wallclock"),
     "full": STANDARD,
     # neighbouring slices as input channels (2.5D): +-1 and +-2 against 2d and Distill DSM
     "channels-ablation": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
@@ -104,6 +107,7 @@ PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
                    ("Distill DSM, slab planned", "DistillDSMTrainer_bench", "2d", "whole-stack"),
                    ("Distill DSM, slab 16", "DistillDSMTrainer_slab16_bench", "2d", "whole-stack")],
     "equal-time-tiny": budgeted([m for m in STANDARD if m[0] in ("nnU-Net 2d", "Distill DSM")] + [FROM_2D], "timed"),
+    "equal-wallclock-tiny": budgeted([m for m in STANDARD if m[0] in ("nnU-Net 2d", "Distill DSM")], "wallclock"),
     "tiny": [("nnU-Net 2d", "nnUNetTrainer_tiny", "2d", "stock"), ("Distill DSM", "DistillDSMTrainer_tiny", "2d", "stock"),
              ("Distill DSM, whole stack", "DistillDSMTrainer_tiny", "2d", "whole-stack"),
              ("Distill DSM from 2d", "DistillDSMTrainer_from2d_tiny", "2d", "stock")],
@@ -114,8 +118,9 @@ PREDICTORS = {"stock": "nnunetv2.inference.predict_from_raw_data.nnUNetPredictor
 # as calibrated; on the project's 2-core machine runs took 68-73 min of wall time (benchmarks/results, session 5)
 DEFAULT_TRAIN_MINUTES = 6.0
 # equal iterations and equal time, in one accuracy-against-training-time plot
-TRADEOFF = {"cpu-small": ("cpu-small", "equal-time"), "equal-time": ("cpu-small", "equal-time"),
-            "tiny": ("tiny", "equal-time-tiny"), "equal-time-tiny": ("tiny", "equal-time-tiny")}
+TRADEOFF = {**{p: ("cpu-small", "equal-time", "equal-wallclock") for p in ("cpu-small", "equal-time", "equal-wallclock")},
+            **{p: ("tiny", "equal-time-tiny", "equal-wallclock-tiny")
+               for p in ("tiny", "equal-time-tiny", "equal-wallclock-tiny")}}
 
 
 def model_identifier(trainer: str, config: str) -> str:
@@ -214,7 +219,9 @@ class Study:
         self.results = nnUNet_results
         self.dataset, self.name, self.profile = dataset, os.path.basename(self.raw), profile
         self.models, self.device, self.out_root = PROFILES[profile], device, out_root
-        self.budget_s = train_minutes * 60 if profile.startswith("equal-time") else None
+        # equal-time: epochs from a calibration; equal-wallclock: each trainer stops when its own clock says so
+        self.wall_clock = profile.startswith("equal-wallclock")
+        self.budget_s = train_minutes * 60 if profile.startswith(("equal-time", "equal-wallclock")) else None
         if self.budget_s:
             check_budget(out_root, self.name, profile, self.budget_s)
         dataset_json = read_json(os.path.join(self.raw, "dataset.json"))
@@ -224,7 +231,8 @@ class Study:
     def results_root(self, seed: int) -> str:
         """nnUNet_results for seed 0 (models shared by profiles and by the user), a subfolder for other seeds
         and for equal-time budgets, so trainings of one trainer and fold do not overwrite each other."""
-        tag = f"_equal-time-{self.budget_s:.0f}s" if self.budget_s else ""
+        kind = "wallclock" if self.wall_clock else "equal-time"
+        tag = f"_{kind}-{self.budget_s:.0f}s" if self.budget_s else ""
         return self.results if seed == 0 and not tag else os.path.join(self.results, "distilldsm_runs", f"seed{seed}{tag}")
 
     def model_folder(self, trainer: str, config: str, seed: int) -> str:
@@ -232,9 +240,12 @@ class Study:
 
     def environment(self, seed: int, epochs: Optional[int] = None) -> dict:
         from nnunet_distilldsm.trainers.short_runs import EPOCHS_VARIABLE, SEED_VARIABLE
+        from nnunet_distilldsm.trainers.wall_clock import SECONDS_VARIABLE
         env = dict(os.environ, nnUNet_results=self.results_root(seed), **{SEED_VARIABLE: str(seed)})
         if epochs is not None:
             env[EPOCHS_VARIABLE] = str(epochs)
+        if self.wall_clock:
+            env[SECONDS_VARIABLE] = str(self.budget_s)
         return env
 
     def prepare(self):
@@ -270,7 +281,7 @@ class Study:
 
     def run_missing(self, folds: List[int], seeds: List[int], train: bool, timing_cases: int, rounds: int):
         """Train, predict and record every run of every model whose run file is missing."""
-        calib = self.calibration() if self.budget_s and train else None
+        calib = self.calibration() if self.budget_s and train and not self.wall_clock else None
         for seed in seeds:
             for fold in folds:
                 missing = [m for m in self.models
@@ -383,7 +394,13 @@ class Study:
         if not rows:
             say(f"no run files under {profile_folder(self.out_root, self.name, self.profile)} yet")
             return rows
-        header = f"Budget: {self.budget_s / 60:g} training minutes per model and run." if self.budget_s else ""
+        header = ""
+        if self.budget_s and self.wall_clock:
+            header = (f"Budget: {self.budget_s / 60:g} wall-clock minutes of training per model and run, counted by "
+                      f"each trainer from its first epoch's start, validation, checkpoints and plots included "
+                      f"(wall_s in the CSV).")
+        elif self.budget_s:
+            header = f"Budget: {self.budget_s / 60:g} training minutes per model and run."
         pairs = report.between_models(self.out_root, self.name, self.profile, self.models)
         stem = report.write_tables(rows, self.out_root, self.name, self.profile, header, pairs)
         report.plot_profile(rows, stem + ".png", f"{self.name}, {self.profile}")
@@ -425,7 +442,7 @@ def main(argv=None):
                    help="training seeds: one run per fold and seed (default 0)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu-small")
     p.add_argument("--train-minutes", type=float, default=DEFAULT_TRAIN_MINUTES,
-                   help=f"equal-time: training minutes per model and run (default {DEFAULT_TRAIN_MINUTES:g})")
+                   help=f"equal-time, equal-wallclock: training minutes per model and run (default {DEFAULT_TRAIN_MINUTES:g})")
     p.add_argument("--device", default="cpu")
     p.add_argument("-o", "--out", default="benchmarks",
                    help="writes <out>/results/runs/... (run files) and <out>/results/<dataset>_<profile>.md, .csv, .png")

@@ -48,6 +48,8 @@ def model_row(model: str, trainer: str, configuration: str, runs: List[dict], re
     # a fine-tune's cost includes the training of the model it started from
     row["train_s_with_start_mean"] = statistics.mean(r["train_s"] + r.get("start_train_s", 0) for r in runs)
     row["train_s_mean"] = row["train_s_total"] / len(runs)
+    # first epoch's start to last epoch's end (what equal-wallclock budgets); NaN for runs recorded before it
+    row["wall_s_mean"] = statistics.mean(r.get("wall_s", math.nan) for r in runs)
     row["iterations"] = statistics.mean(r["iterations"] for r in runs)
     row.update({k: cost.get(k, math.nan) for k in COST_KEYS})
     row.update(trainer=trainer, configuration=configuration)
@@ -117,7 +119,7 @@ def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, he
     stem = os.path.join(out, f"{dataset}_{profile}")
     cols = ["model", "runs", "dice_mean", "dice_lo", "dice_hi", "dice_run_sd", "dice_vs_2d", "dice_vs_2d_lo",
             "dice_vs_2d_hi", "verdict_vs_2d", "dice_vs_3d", "dice_vs_3d_lo", "dice_vs_3d_hi", "verdict_vs_3d",
-            "train_s_total", "train_s_mean", "train_s_with_start_mean", "iterations"] + \
+            "train_s_total", "train_s_mean", "train_s_with_start_mean", "wall_s_mean", "iterations"] + \
         sorted({k for r in rows for k in r if k.startswith("dice_") and k[5:] not in
                 ("mean", "lo", "hi", "run_sd") and not k.startswith("dice_vs")}) + ["hd95_mean"] + \
         sorted({k for r in rows for k in r if k.startswith("hd95_") and k != "hd95_mean"}) + \
