@@ -73,7 +73,15 @@ class WallClockBudget:
 
     def configure_optimizers(self):
         optimizer, _ = super().configure_optimizers()
-        return optimizer, BudgetPolyLR(optimizer, self.initial_lr, lambda: self.spent_s() / self.budget_s)
+        return optimizer, BudgetPolyLR(optimizer, self.initial_lr, lambda: self.rank0(self.spent_s()) / self.budget_s)
+
+    def rank0(self, value: float) -> float:
+        """Rank 0's value under DDP, so that every rank uses the same learning rate and stops after the same epoch."""
+        if not self.is_ddp:
+            return value
+        shared = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch.distributed.broadcast(shared, src=0)
+        return shared.item()
 
     def load_checkpoint(self, filename_or_checkpoint):
         super().load_checkpoint(filename_or_checkpoint)
@@ -92,11 +100,7 @@ class WallClockBudget:
         spent = self.spent_s()
         first_start = self.logger.get_value("epoch_start_timestamps", self.first_epoch_here)
         epoch_s = (time() - first_start) / (self.current_epoch - self.first_epoch_here)  # wall seconds an epoch here
-        stop = torch.tensor(float(spent + epoch_s / 2 >= self.budget_s))  # the epoch that ends nearest the budget
-        if self.is_ddp:  # every rank stops after the same epoch: rank 0's clock decides
-            stop = stop.to(self.device)
-            torch.distributed.broadcast(stop, src=0)
-        if stop.item():
+        if self.rank0(float(spent + epoch_s / 2 >= self.budget_s)):  # the epoch that ends nearest the budget
             self.print_to_log_file(f"wall-clock budget spent: {spent:.0f} s of {self.budget_s:.0f} s, "
                                    f"{self.current_epoch} epochs")
             raise BudgetSpent
