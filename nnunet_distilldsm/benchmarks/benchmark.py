@@ -9,7 +9,7 @@ only the runs whose file is missing, so a study can be split over invocations an
 Profiles (docs/benchmark.md): `cpu-small` (every model 625 iterations), `equal-time` (every
 model the same training seconds: its epochs follow from its own seconds per epoch, measured by
 a short calibration training in the same study), `equal-wallclock` (every model trains until its
-own clock has spent the same wall-clock seconds: trainers/wall_clock.py), `channels-ablation`, `slab-recipe`, `from-2d-start`, `slab-sweep`, `full`
+own clock has spent the same wall-clock seconds: trainers/wall_clock.py), `channels-ablation`, `slab-recipe`, `module-recipe` (and `equal-wallclock-module-recipe`), `from-2d-start`, `slab-sweep`, `full`
 (nnU-Net's 1000 epochs), `tiny`, `equal-time-tiny` and `equal-wallclock-tiny` (tests).
 Costs (parameters, FLOPs, inference seconds per voxel with the models taking turns for
 --rounds rounds, training step time and memory) are measured once per profile, on the first
@@ -64,6 +64,13 @@ BUDGET_SHARE = {"DistillDSMTrainer_from2d_timed": FROM_2D_SHARE, "nnUNetTrainer_
 # equal-time trainers whose seconds per epoch another trainer's calibration measures (same network, same data)
 CALIBRATED_AS = {"DistillDSMTrainer_from2d_timed": "DistillDSMTrainer_calib", "nnUNetTrainer_timedStart": "nnUNetTrainer_calib"}
 
+# the modules: share of channels distilled (alpha 1/4, 1/2 = default, 1 = the authors' code) and placement
+# (one per block = default, one after every conv = the paper's text, twice the reach)
+MODULE_RECIPE = [m for m in STANDARD if m[0] in ("nnU-Net 2d", "nnU-Net 3d_fullres", "Distill DSM")] + [
+    ("Distill DSM, alpha 1/4", "DistillDSMTrainer_alpha025", "2d", "stock"),
+    ("Distill DSM, alpha 1", "DistillDSMTrainer_alpha1", "2d", "stock"),
+    ("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv", "2d", "stock")]
+
 PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
     "cpu-small": budgeted(STANDARD + [FROM_2D], "bench"),
     "equal-time": budgeted(STANDARD + [FROM_2D], "timed"),
@@ -83,14 +90,9 @@ PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
                     ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock"),
                     ("Distill DSM, 2 slabs per batch", "DistillDSMTrainer_2slabs_bench", "2d", "stock"),
                     ("Distill DSM, 3 slabs per batch", "DistillDSMTrainer_3slabs_bench", "2d", "stock")],
-    # the modules (issue 11): share of channels distilled (alpha 1/4, 1/2 = default, 1 = the authors' code) and
-    # placement (one per block = default, one after every conv = the paper's text, twice the reach)
-    "module-recipe": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
-                      ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),
-                      ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock"),
-                      ("Distill DSM, alpha 1/4", "DistillDSMTrainer_alpha025_bench", "2d", "stock"),
-                      ("Distill DSM, alpha 1", "DistillDSMTrainer_alpha1_bench", "2d", "stock"),
-                      ("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv_bench", "2d", "stock")],
+    # the modules (issue 11), at equal iterations and at equal wall clock
+    "module-recipe": budgeted(MODULE_RECIPE, "bench"),
+    "equal-wallclock-module-recipe": budgeted(MODULE_RECIPE, "wallclock"),
     # how a fine-tune from the 2d model starts its modules: as initialised, or as identity convs
     "from-2d-start": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
                       ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),

@@ -68,13 +68,15 @@ def case_dice(runs: List[dict]) -> Dict[str, Dict[str, float]]:
 
 
 def source_commit() -> str:
-    """The package's git commit (with '+dirty' for uncommitted changes), or 'unknown' outside a checkout."""
+    """The package's git commit (with '+dirty' for uncommitted changes to the package's own files, not to
+    the result tables a benchmark rewrites), or 'unknown' outside a checkout."""
     here = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(here)
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", package],
+                               cwd=here, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")

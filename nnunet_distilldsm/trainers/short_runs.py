@@ -130,3 +130,6 @@ nnUNetTrainer_wallclock = wall_clocked(nnUNetTrainer)
 DistillDSMTrainer_wallclock = wall_clocked(DistillDSMTrainer)
 ResidualDSMTrainer_wallclock = wall_clocked(ResidualDSMTrainer)
 SlicesAsChannelsTrainer_wallclock = wall_clocked(SlicesAsChannelsTrainer)
+DistillDSMTrainer_alpha025_wallclock = wall_clocked(DistillDSMTrainer_alpha025)  # equal-wallclock-module-recipe
+DistillDSMTrainer_alpha1_wallclock = wall_clocked(DistillDSMTrainer_alpha1)
+DistillDSMTrainer_perConv_wallclock = wall_clocked(DistillDSMTrainer_perConv)
