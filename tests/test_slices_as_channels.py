@@ -101,6 +101,23 @@ def test_parameters_are_the_2d_network_plus_the_first_convs_extra_inputs(planned
         assert count(net) == count(net2d) + out_ch * channels * 2 * k * int(np.prod(kernel))
 
 
+def test_distill_dsm_on_slices_as_channels_has_both(planned):
+    """DistillDSMTrainer_slicesAsChannels: Distill DSM's modules and the +-2 input channels, so an output
+    slice reaches 2 slices further than with Distill DSM's modules alone."""
+    from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_slicesAsChannels
+    env, _ = planned
+    plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], DS, "nnUNetPlans.json")))
+    reach = {}
+    for trainer in (DistillDSMTrainer, DistillDSMTrainer_slicesAsChannels):
+        arch = trainer.slab_plans(plans, "2d")["configurations"]["2d"]["architecture"]
+        assert arch["arch_kwargs"]["dsm"] == "distill"
+        net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"], 1,
+                                     3, deep_supervision=False)
+        reach[trainer] = net.reach
+    assert arch["arch_kwargs"]["input_neighbours"] == 2 and first_conv(net).in_channels == 5
+    assert reach[DistillDSMTrainer] > 0 and reach[DistillDSMTrainer_slicesAsChannels] == reach[DistillDSMTrainer] + 2
+
+
 def whole_stack(env, out, extra=()):
     run(["nnunet-distilldsm", "predict", "-i", raw(env, "imagesTs"), "-o", out, "-d", "901", "-tr", TRAINER, "-f",
          "0", "-device", "cpu", "-npp", "1", "-nps", "1", "--save_probabilities", *extra], env)

@@ -65,11 +65,13 @@ BUDGET_SHARE = {"DistillDSMTrainer_from2d_timed": FROM_2D_SHARE, "nnUNetTrainer_
 CALIBRATED_AS = {"DistillDSMTrainer_from2d_timed": "DistillDSMTrainer_calib", "nnUNetTrainer_timedStart": "nnUNetTrainer_calib"}
 
 # the modules: share of channels distilled (alpha 1/4, 1/2 = default, 1 = the authors' code) and placement
-# (one per block = default, one after every conv = the paper's text, twice the reach)
+# (one per block = default, one after every conv = the paper's text, twice the reach), and the modules on top of
+# slices as channels, which beat them alone at equal iterations
 MODULE_RECIPE = [m for m in STANDARD if m[0] in ("nnU-Net 2d", "nnU-Net 3d_fullres", "Distill DSM")] + [
     ("Distill DSM, alpha 1/4", "DistillDSMTrainer_alpha025", "2d", "stock"),
     ("Distill DSM, alpha 1", "DistillDSMTrainer_alpha1", "2d", "stock"),
-    ("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv", "2d", "stock")]
+    ("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv", "2d", "stock"),
+    ("Distill DSM, slices as channels +-2", "DistillDSMTrainer_slicesAsChannels", "2d", "stock")]
 
 PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
     "cpu-small": budgeted(STANDARD + [FROM_2D], "bench"),

@@ -37,6 +37,12 @@ class DistillDSMTrainer_perConv(DistillDSMTrainer):
     placement = "conv"
 
 
+class DistillDSMTrainer_slicesAsChannels(DistillDSMTrainer):
+    """Distill DSM's modules on a network whose first conv also sees each slice's +-2 neighbours (slices as
+    channels): depth context from the input on, where the modules alone start without it."""
+    input_neighbours = 2
+
+
 class DistillDSMTrainer_stockOversampling(DistillDSMTrainer):
     """Ablation: nnU-Net's own foreground rule (the last 33% of a batch), which forces no slab at one slab
     per batch. The slab trainers' default before foreground oversampling was restored for slabs."""
