@@ -71,7 +71,8 @@ MODULE_RECIPE = [m for m in STANDARD if m[0] in ("nnU-Net 2d", "nnU-Net 3d_fullr
     ("Distill DSM, alpha 1/4", "DistillDSMTrainer_alpha025", "2d", "stock"),
     ("Distill DSM, alpha 1", "DistillDSMTrainer_alpha1", "2d", "stock"),
     ("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv", "2d", "stock"),
-    ("Distill DSM, slices as channels +-2", "DistillDSMTrainer_slicesAsChannels", "2d", "stock")]
+    ("Distill DSM, slices as channels +-2", "DistillDSMTrainer_slicesAsChannels", "2d", "stock"),
+    ("Distill DSM, a module after every conv, alpha 1", "DistillDSMTrainer_perConvAlpha1", "2d", "stock")]
 
 PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
     "cpu-small": budgeted(STANDARD + [FROM_2D], "bench"),

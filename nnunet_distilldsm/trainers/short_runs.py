@@ -24,7 +24,8 @@ from nnunet_distilldsm.trainers.wall_clock import EPOCH_CAP, WallClockBudget
 from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer, DistillDSMTrainer_slab4, DistillDSMTrainer_slab8, \
     DistillDSMTrainer_slab16, SlicesAsChannelsTrainer, SlicesAsChannelsTrainer_k1, DistillDSMTrainer_stockOversampling, \
     DistillDSMTrainer_2slabs, DistillDSMTrainer_3slabs, DistillDSMTrainer_identityStart, DistillDSMTrainer_identityStartSeg, \
-    DistillDSMTrainer_alpha025, DistillDSMTrainer_alpha1, DistillDSMTrainer_perConv, DistillDSMTrainer_slicesAsChannels
+    DistillDSMTrainer_alpha025, DistillDSMTrainer_alpha1, DistillDSMTrainer_perConv, DistillDSMTrainer_slicesAsChannels, \
+    DistillDSMTrainer_perConvAlpha1
 
 SEED_VARIABLE = "NNUNET_DISTILLDSM_SEED"
 EPOCHS_VARIABLE = "NNUNET_DISTILLDSM_EPOCHS"
@@ -106,6 +107,7 @@ DistillDSMTrainer_alpha025_bench = shortened(DistillDSMTrainer_alpha025, "bench"
 DistillDSMTrainer_alpha1_bench = shortened(DistillDSMTrainer_alpha1, "bench")
 DistillDSMTrainer_perConv_bench = shortened(DistillDSMTrainer_perConv, "bench")
 DistillDSMTrainer_slicesAsChannels_bench = shortened(DistillDSMTrainer_slicesAsChannels, "bench")
+DistillDSMTrainer_perConvAlpha1_bench = shortened(DistillDSMTrainer_perConvAlpha1, "bench")
 SlicesAsChannelsTrainer_tiny = shortened(SlicesAsChannelsTrainer, "tiny")
 SlicesAsChannelsTrainer_demo = shortened(SlicesAsChannelsTrainer, "demo")
 SlicesAsChannelsTrainer_bench = shortened(SlicesAsChannelsTrainer, "bench")
@@ -135,3 +137,4 @@ DistillDSMTrainer_alpha025_wallclock = wall_clocked(DistillDSMTrainer_alpha025) 
 DistillDSMTrainer_alpha1_wallclock = wall_clocked(DistillDSMTrainer_alpha1)
 DistillDSMTrainer_perConv_wallclock = wall_clocked(DistillDSMTrainer_perConv)
 DistillDSMTrainer_slicesAsChannels_wallclock = wall_clocked(DistillDSMTrainer_slicesAsChannels)
+DistillDSMTrainer_perConvAlpha1_wallclock = wall_clocked(DistillDSMTrainer_perConvAlpha1)

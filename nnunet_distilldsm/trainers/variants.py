@@ -37,6 +37,12 @@ class DistillDSMTrainer_perConv(DistillDSMTrainer):
     placement = "conv"
 
 
+class DistillDSMTrainer_perConvAlpha1(DistillDSMTrainer_perConv):
+    """Both settings that beat the default at equal iterations (module-recipe, 3 runs): a module after every
+    conv, all channels distilled."""
+    alpha = 1.0
+
+
 class DistillDSMTrainer_slicesAsChannels(DistillDSMTrainer):
     """Distill DSM's modules on a network whose first conv also sees each slice's +-2 neighbours (slices as
     channels): depth context from the input on, where the modules alone start without it."""
