@@ -27,6 +27,12 @@ def first_conv(net):
     return next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
 
 
+def build(arch, channels):
+    """The network nnU-Net builds from a plans file's architecture entry (3 output classes)."""
+    return get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"],
+                                  channels, 3, deep_supervision=False)
+
+
 @pytest.mark.parametrize("dsm,k,reach", [("none", 1, 1), ("none", 2, 2), ("distill", 1, 5)])
 def test_output_slice_depends_exactly_on_its_k_neighbours(dsm, k, reach):
     """With dsm='none' output slice j sees input slices j-k..j+k of its own volume; with Distill DSM
@@ -83,11 +89,6 @@ def test_parameters_are_the_2d_network_plus_the_first_convs_extra_inputs(planned
     plans2d = plans["configurations"]["2d"]["architecture"]
     arch = make_slab_plans(plans, "2d", dsm="none", input_neighbours=k)["configurations"]["2d"]["architecture"]
     assert arch["arch_kwargs"]["input_neighbours"] == k
-
-    def build(a, channels):
-        return get_network_from_plans(a["network_class_name"], a["arch_kwargs"], a["_kw_requires_import"], channels,
-                                      3, deep_supervision=False)
-
     for channels in (1, 2):
         net2d, net = build(plans2d, channels), build(arch, channels)
         sd2d, sd = net2d.state_dict(), net.state_dict()
@@ -111,8 +112,7 @@ def test_distill_dsm_on_slices_as_channels_has_both(planned):
     for trainer in (DistillDSMTrainer, DistillDSMTrainer_slicesAsChannels):
         arch = trainer.slab_plans(plans, "2d")["configurations"]["2d"]["architecture"]
         assert arch["arch_kwargs"]["dsm"] == "distill"
-        net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"], 1,
-                                     3, deep_supervision=False)
+        net = build(arch, 1)
         reach[trainer] = net.reach
     assert arch["arch_kwargs"]["input_neighbours"] == 2 and first_conv(net).in_channels == 5
     assert reach[DistillDSMTrainer] > 0 and reach[DistillDSMTrainer_slicesAsChannels] == reach[DistillDSMTrainer] + 2
