@@ -212,6 +212,20 @@ def evaluate(cases, pred_dir: str, ending: str, labels: Dict[int, str]) -> dict:
     return out
 
 
+def changed_architecture(model_folder: str, trainer: str, config: str, plans: dict) -> Dict[str, tuple]:
+    """{arch kwarg: (in the model folder's plans.json, as `trainer` plans it now)} for each that differs:
+    a trainer whose recipe changed (e.g. a new default placement) would otherwise reuse the old model."""
+    from nnunet_distilldsm.trainers import TRAINERS
+    from nnunet_distilldsm.trainers.distill_dsm_trainer import SlabTrainer
+    cls = TRAINERS.get(trainer)
+    if cls is None:  # not one of this package's trainers (e.g. nnUNetTrainer itself): nnU-Net's plans, as planned
+        return {}
+    now = cls.slab_plans(plans, config) if issubclass(cls, SlabTrainer) else plans
+    now = json.loads(json.dumps(now["configurations"][config]["architecture"]["arch_kwargs"]))  # tuples as JSON has them
+    then = read_json(os.path.join(model_folder, "plans.json"))["configurations"][config]["architecture"]["arch_kwargs"]
+    return {k: (then.get(k), now.get(k)) for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)}
+
+
 class Study:
     """One dataset and profile: where its models train, predict and record."""
 
@@ -328,7 +342,16 @@ class Study:
                          epochs: Optional[int] = None, pretrained: Optional[str] = None):
         """nnUNetv2_train unless the fold's final checkpoint exists; a training killed with an earlier
         invocation resumes from its last epoch (nnU-Net's --c) instead of starting again."""
-        fold_dir = os.path.join(self.model_folder(trainer, config, seed), f"fold_{fold}")
+        folder = self.model_folder(trainer, config, seed)
+        fold_dir = os.path.join(folder, f"fold_{fold}")
+        if os.path.isfile(os.path.join(folder, "plans.json")):
+            changed = changed_architecture(folder, trainer, config, read_json(os.path.join(self.pre, "nnUNetPlans.json")))
+            if changed:
+                raise SystemExit(
+                    f"benchmark: {folder} holds models of a different network than {trainer} builds now ("
+                    + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
+                    + "): the trainer's recipe changed since they were trained. Move that folder away (its run files "
+                      "describe the old recipe) and run again to train the new one")
         if os.path.isfile(os.path.join(fold_dir, "checkpoint_final.pth")):
             return
         resume = os.path.isfile(os.path.join(fold_dir, "checkpoint_latest.pth"))
