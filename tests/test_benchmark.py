@@ -94,21 +94,22 @@ def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, tmp_pa
 
 
 def test_a_model_folder_of_another_recipe_is_refused_not_reused(planned, tmp_path):
-    """A trainer whose recipe changed (here: the folder holds a network with a module after every conv,
-    DistillDSMTrainer_tiny builds one per block) must not predict the old models under its name."""
-    from nnunet_distilldsm.trainers import DistillDSMTrainer_perConv
+    """A trainer whose recipe changed (here: the folder holds a network with one module per block, the default
+    before issue 11; DistillDSMTrainer_tiny builds one after every conv) must not predict the old models under
+    its name."""
+    from nnunet_distilldsm.trainers import DistillDSMTrainer_perBlock
     env, _ = planned
     env = dict(env, nnUNet_results=str(tmp_path / "res"))
     plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], "Dataset901_DepthContext", "nnUNetPlans.json")))
     folder = tmp_path / "res" / "Dataset901_DepthContext" / "DistillDSMTrainer_tiny__nnUNetPlans__2d"
     folder.mkdir(parents=True)
-    (folder / "plans.json").write_text(json.dumps(DistillDSMTrainer_perConv.slab_plans(plans, "2d")))
+    (folder / "plans.json").write_text(json.dumps(DistillDSMTrainer_perBlock.slab_plans(plans, "2d")))
     before = (folder / "plans.json").read_text()
     out = tmp_path / "bench"
     proc = run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "-o", str(out)], env, check=False)
     assert proc.returncode != 0
-    assert "holds models of a different network than DistillDSMTrainer_tiny builds now (placement: 'conv' there, " \
-           "'block' now)" in proc.stderr + proc.stdout
+    assert "holds models of a different network than DistillDSMTrainer_tiny builds now (placement: 'block' there, " \
+           "'conv' now)" in proc.stderr + proc.stdout
     runs = out / "results" / "runs" / "Dataset901_DepthContext" / "tiny"
     assert (runs / "nnU-Net_2d" / "fold0_seed0.json").is_file()  # the models before it were recorded
     assert not (runs / "Distill_DSM").exists() and (folder / "plans.json").read_text() == before

@@ -103,19 +103,20 @@ def test_parameters_are_the_2d_network_plus_the_first_convs_extra_inputs(planned
 
 
 def test_distill_dsm_on_slices_as_channels_has_both(planned):
-    """DistillDSMTrainer_slicesAsChannels: Distill DSM's modules and the +-2 input channels, so an output
-    slice reaches 2 slices further than with Distill DSM's modules alone."""
-    from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_slicesAsChannels
+    """DistillDSMTrainer_slicesAsChannels: Distill DSM's modules (one per block, as benchmarked) and the +-2
+    input channels, so an output slice reaches 2 slices further than with those modules alone."""
+    from nnunet_distilldsm.trainers import DistillDSMTrainer_perBlock, DistillDSMTrainer_slicesAsChannels
     env, _ = planned
     plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], DS, "nnUNetPlans.json")))
     reach = {}
-    for trainer in (DistillDSMTrainer, DistillDSMTrainer_slicesAsChannels):
+    for trainer in (DistillDSMTrainer_perBlock, DistillDSMTrainer_slicesAsChannels):
         arch = trainer.slab_plans(plans, "2d")["configurations"]["2d"]["architecture"]
         assert arch["arch_kwargs"]["dsm"] == "distill"
         net = build(arch, 1)
         reach[trainer] = net.reach
     assert arch["arch_kwargs"]["input_neighbours"] == 2 and first_conv(net).in_channels == 5
-    assert reach[DistillDSMTrainer] > 0 and reach[DistillDSMTrainer_slicesAsChannels] == reach[DistillDSMTrainer] + 2
+    assert reach[DistillDSMTrainer_perBlock] > 0
+    assert reach[DistillDSMTrainer_slicesAsChannels] == reach[DistillDSMTrainer_perBlock] + 2
 
 
 def whole_stack(env, out, extra=()):

@@ -43,6 +43,10 @@ STANDARD = [("nnU-Net 2d", "nnUNetTrainer", "2d", "stock"),
             ("nnU-Net 2d, slices as channels +-2", "SlicesAsChannelsTrainer", "2d", "stock"),
             ("Distill DSM", "DistillDSMTrainer", "2d", "stock"),
             ("Distill DSM, whole stack", "DistillDSMTrainer", "2d", "whole-stack")]
+# one module per block, the default until issue 11: the "Distill DSM" of every study run before the switch, so
+# their committed rows keep their meaning (and a study resumed on more folds trains the same recipe)
+PER_BLOCK = [("Distill DSM per block", "DistillDSMTrainer_perBlock", "2d", "stock"),
+             ("Distill DSM per block, whole stack", "DistillDSMTrainer_perBlock", "2d", "whole-stack")]
 
 
 def budgeted(models, budget: str):
@@ -50,67 +54,74 @@ def budgeted(models, budget: str):
 
 
 FROM_2D = ("Distill DSM from 2d", "DistillDSMTrainer_from2d", "2d", "stock")
+FROM_2D_PER_BLOCK = ("Distill DSM per block from 2d", "DistillDSMTrainer_perBlock_from2d", "2d", "stock")
 # fine-tune trainer -> the 2d trainer whose model (same fold and seed) it starts from, via `nnunet-distilldsm from-2d`
 STARTS_FROM = {"DistillDSMTrainer_from2d_bench": "nnUNetTrainer_bench", "DistillDSMTrainer_from2d_tiny": "nnUNetTrainer_tiny",
+               "DistillDSMTrainer_perBlock_from2d_bench": "nnUNetTrainer_bench",
                "DistillDSMTrainer_identityStart_from2d_bench": "nnUNetTrainer_bench",
                "DistillDSMTrainer_identityStartSeg_from2d_bench": "nnUNetTrainer_bench",
-               "DistillDSMTrainer_from2d_timed": "nnUNetTrainer_timedStart"}
+               "DistillDSMTrainer_from2d_timed": "nnUNetTrainer_timedStart",
+               "DistillDSMTrainer_perBlock_from2d_timed": "nnUNetTrainer_timedStart"}
 # fine-tunes started by `from-2d --keep-seg-layers` (the 2d segmentation layers kept; nnUNetv2_train --c)
 KEEPS_SEG_LAYERS = {"DistillDSMTrainer_identityStartSeg_from2d_bench"}
 # equal-time: a from-2d run's 2d training counts towards its budget; the fine-tune gets this share of it
 # (as its iterations are 20% of the 2d model's in cpu-small), the 2d model it starts from the rest
 FROM_2D_SHARE = 0.2
-BUDGET_SHARE = {"DistillDSMTrainer_from2d_timed": FROM_2D_SHARE, "nnUNetTrainer_timedStart": 1 - FROM_2D_SHARE}
+BUDGET_SHARE = {"DistillDSMTrainer_from2d_timed": FROM_2D_SHARE, "DistillDSMTrainer_perBlock_from2d_timed": FROM_2D_SHARE,
+                "nnUNetTrainer_timedStart": 1 - FROM_2D_SHARE}
 # equal-time trainers whose seconds per epoch another trainer's calibration measures (same network, same data)
-CALIBRATED_AS = {"DistillDSMTrainer_from2d_timed": "DistillDSMTrainer_calib", "nnUNetTrainer_timedStart": "nnUNetTrainer_calib"}
+CALIBRATED_AS = {"DistillDSMTrainer_from2d_timed": "DistillDSMTrainer_calib",
+                 "DistillDSMTrainer_perBlock_from2d_timed": "DistillDSMTrainer_perBlock_calib",
+                 "nnUNetTrainer_timedStart": "nnUNetTrainer_calib"}
 
 # the modules: share of channels distilled (alpha 1/4, 1/2 = default, 1 = the authors' code) and placement
-# (one per block = default, one after every conv = the paper's text, twice the reach), and the modules on top of
-# slices as channels, which beat them alone at equal iterations
-MODULE_RECIPE = [m for m in STANDARD if m[0] in ("nnU-Net 2d", "nnU-Net 3d_fullres", "Distill DSM")] + [
-    ("Distill DSM, alpha 1/4", "DistillDSMTrainer_alpha025", "2d", "stock"),
-    ("Distill DSM, alpha 1", "DistillDSMTrainer_alpha1", "2d", "stock"),
+# (one per block, the default then; one after every conv = the paper's text, twice the reach, the default since),
+# and the modules on top of slices as channels, which beat them alone at equal iterations
+MODULE_RECIPE = [m for m in STANDARD if m[0] in ("nnU-Net 2d", "nnU-Net 3d_fullres")] + PER_BLOCK[:1] + [
+    ("Distill DSM per block, alpha 1/4", "DistillDSMTrainer_alpha025", "2d", "stock"),
+    ("Distill DSM per block, alpha 1", "DistillDSMTrainer_alpha1", "2d", "stock"),
     ("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv", "2d", "stock"),
-    ("Distill DSM, slices as channels +-2", "DistillDSMTrainer_slicesAsChannels", "2d", "stock"),
+    ("Distill DSM per block, slices as channels +-2", "DistillDSMTrainer_slicesAsChannels", "2d", "stock"),
     ("Distill DSM, a module after every conv, alpha 1", "DistillDSMTrainer_perConvAlpha1", "2d", "stock")]
 
 PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
-    "cpu-small": budgeted(STANDARD + [FROM_2D], "bench"),
-    "equal-time": budgeted(STANDARD + [FROM_2D], "timed"),
+    "cpu-small": budgeted(STANDARD + [FROM_2D] + PER_BLOCK + [FROM_2D_PER_BLOCK], "bench"),
+    "equal-time": budgeted(STANDARD + [FROM_2D] + PER_BLOCK + [FROM_2D_PER_BLOCK], "timed"),
     # equal time by each trainer's own clock (trainers/wall_clock.py), not by a calibrated number of epochs
-    "equal-wallclock": budgeted(STANDARD, "wallclock"),
+    "equal-wallclock": budgeted(STANDARD + PER_BLOCK, "wallclock"),
     "full": STANDARD,
     # neighbouring slices as input channels (2.5D): +-1 and +-2 against 2d and Distill DSM
     "channels-ablation": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
                           ("nnU-Net 2d, slices as channels +-1", "SlicesAsChannelsTrainer_k1_bench", "2d", "stock"),
                           ("nnU-Net 2d, slices as channels +-2", "SlicesAsChannelsTrainer_bench", "2d", "stock"),
-                          ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock")],
+                          ("Distill DSM per block", "DistillDSMTrainer_perBlock_bench", "2d", "stock")],
     # the slab recipe (issue 11): foreground oversampling at one slab per batch, and slabs per batch at the
     # 2d batch's voxels; all predicted as users predict (stock nnUNetv2_predict)
     "slab-recipe": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
                     ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),
-                    ("Distill DSM, stock oversampling", "DistillDSMTrainer_stockOversampling_bench", "2d", "stock"),
-                    ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock"),
-                    ("Distill DSM, 2 slabs per batch", "DistillDSMTrainer_2slabs_bench", "2d", "stock"),
-                    ("Distill DSM, 3 slabs per batch", "DistillDSMTrainer_3slabs_bench", "2d", "stock")],
+                    ("Distill DSM per block, stock oversampling", "DistillDSMTrainer_stockOversampling_bench", "2d",
+                     "stock"),
+                    ("Distill DSM per block", "DistillDSMTrainer_perBlock_bench", "2d", "stock"),
+                    ("Distill DSM per block, 2 slabs per batch", "DistillDSMTrainer_2slabs_bench", "2d", "stock"),
+                    ("Distill DSM per block, 3 slabs per batch", "DistillDSMTrainer_3slabs_bench", "2d", "stock")],
     # the modules (issue 11), at equal iterations and at equal wall clock
     "module-recipe": budgeted(MODULE_RECIPE, "bench"),
     "equal-wallclock-module-recipe": budgeted(MODULE_RECIPE, "wallclock"),
     # how a fine-tune from the 2d model starts its modules: as initialised, or as identity convs
     "from-2d-start": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
                       ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),
-                      ("Distill DSM", "DistillDSMTrainer_bench", "2d", "stock"),
-                      ("Distill DSM from 2d", "DistillDSMTrainer_from2d_bench", "2d", "stock"),
-                      ("Distill DSM from 2d, identity modules", "DistillDSMTrainer_identityStart_from2d_bench", "2d",
-                       "stock"),
-                      ("Distill DSM from 2d, identity modules, 2d seg layers kept",
+                      ("Distill DSM per block", "DistillDSMTrainer_perBlock_bench", "2d", "stock"),
+                      budgeted([FROM_2D_PER_BLOCK], "bench")[0],
+                      ("Distill DSM per block from 2d, identity modules", "DistillDSMTrainer_identityStart_from2d_bench",
+                       "2d", "stock"),
+                      ("Distill DSM per block from 2d, identity modules, 2d seg layers kept",
                        "DistillDSMTrainer_identityStartSeg_from2d_bench", "2d", "stock")],
     # which slab depth buys the most accuracy per second of training; all predicted whole-stack
     "slab-sweep": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
-                   ("Distill DSM, slab 4", "DistillDSMTrainer_slab4_bench", "2d", "whole-stack"),
-                   ("Distill DSM, slab 8", "DistillDSMTrainer_slab8_bench", "2d", "whole-stack"),
-                   ("Distill DSM, slab planned", "DistillDSMTrainer_bench", "2d", "whole-stack"),
-                   ("Distill DSM, slab 16", "DistillDSMTrainer_slab16_bench", "2d", "whole-stack")],
+                   ("Distill DSM per block, slab 4", "DistillDSMTrainer_slab4_bench", "2d", "whole-stack"),
+                   ("Distill DSM per block, slab 8", "DistillDSMTrainer_slab8_bench", "2d", "whole-stack"),
+                   ("Distill DSM per block, slab planned", "DistillDSMTrainer_perBlock_bench", "2d", "whole-stack"),
+                   ("Distill DSM per block, slab 16", "DistillDSMTrainer_slab16_bench", "2d", "whole-stack")],
     "equal-time-tiny": budgeted([m for m in STANDARD if m[0] in ("nnU-Net 2d", "Distill DSM")] + [FROM_2D], "timed"),
     "equal-wallclock-tiny": budgeted([m for m in STANDARD if m[0] in ("nnU-Net 2d", "Distill DSM")], "wallclock"),
     "tiny": [("nnU-Net 2d", "nnUNetTrainer_tiny", "2d", "stock"), ("Distill DSM", "DistillDSMTrainer_tiny", "2d", "stock"),

@@ -70,7 +70,8 @@ def planned_arch(patch) -> dict:
 
 def slab_arch(arch_2d: dict, dsm: str) -> dict:
     """SlabUNet's entry as make_slab_plans writes it by default: the 2d kwargs, kernels and strides as (1, y, x),
-    the 2d network as base, and the DSM settings."""
+    the 2d network as base, and the DSM settings: one module per block, as benchmarks/results/gpu measured
+    (DistillDSMTrainer has put one after every conv since issue 11; not measured on a GPU yet)."""
     kw = copy.deepcopy(arch_2d["arch_kwargs"])
     kw.update(kernel_sizes=[[1, *k] for k in kw["kernel_sizes"]], strides=[[1, *s] for s in kw["strides"]],
               base_network_class_name=arch_2d["network_class_name"],

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer
+from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer, DistillDSMTrainer_perBlock
 from nnunet_distilldsm.trainers.wall_clock import EPOCH_CAP, WallClockBudget
 from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer, DistillDSMTrainer_slab4, DistillDSMTrainer_slab8, \
     DistillDSMTrainer_slab16, SlicesAsChannelsTrainer, SlicesAsChannelsTrainer_k1, DistillDSMTrainer_stockOversampling, \
@@ -94,6 +94,8 @@ ResidualDSMTrainer_tiny = shortened(ResidualDSMTrainer, "tiny")
 ResidualDSMTrainer_demo = shortened(ResidualDSMTrainer, "demo")
 nnUNetTrainer_bench = shortened(nnUNetTrainer, "bench")
 DistillDSMTrainer_bench = shortened(DistillDSMTrainer, "bench")
+# one module per block, the default until issue 11: every committed "Distill DSM per block" benchmark row
+DistillDSMTrainer_perBlock_bench = shortened(DistillDSMTrainer_perBlock, "bench")
 ResidualDSMTrainer_bench = shortened(ResidualDSMTrainer, "bench")
 DistillDSMTrainer_slab4_bench = shortened(DistillDSMTrainer_slab4, "bench")  # the slab-sweep benchmark profile
 DistillDSMTrainer_slab8_bench = shortened(DistillDSMTrainer_slab8, "bench")
@@ -115,22 +117,27 @@ SlicesAsChannelsTrainer_k1_bench = shortened(SlicesAsChannelsTrainer_k1, "bench"
 # fine-tunes started from a trained 2d model (`nnunet-distilldsm from-2d`), in their own results folders
 DistillDSMTrainer_from2d_bench = shortened(DistillDSMTrainer, "from2d_bench")
 DistillDSMTrainer_from2d_tiny = shortened(DistillDSMTrainer, "from2d_tiny")
+DistillDSMTrainer_perBlock_from2d_bench = shortened(DistillDSMTrainer_perBlock, "from2d_bench")
 DistillDSMTrainer_identityStart_from2d_bench = shortened(DistillDSMTrainer_identityStart, "from2d_bench")
 DistillDSMTrainer_identityStartSeg_from2d_bench = shortened(DistillDSMTrainer_identityStartSeg, "from2d_bench")
 # the equal-time benchmark profile: calibrate seconds per epoch, then train that model's share of the budget
 nnUNetTrainer_calib = shortened(nnUNetTrainer, "calib")
 DistillDSMTrainer_calib = shortened(DistillDSMTrainer, "calib")
+DistillDSMTrainer_perBlock_calib = shortened(DistillDSMTrainer_perBlock, "calib")
 ResidualDSMTrainer_calib = shortened(ResidualDSMTrainer, "calib")
 nnUNetTrainer_timed = shortened(nnUNetTrainer, "timed")
 DistillDSMTrainer_timed = shortened(DistillDSMTrainer, "timed")
+DistillDSMTrainer_perBlock_timed = shortened(DistillDSMTrainer_perBlock, "timed")
 ResidualDSMTrainer_timed = shortened(ResidualDSMTrainer, "timed")
 nnUNetTrainer_timedStart = shortened(nnUNetTrainer, "timedStart")  # the 2d model a from-2d run starts from
 DistillDSMTrainer_from2d_timed = shortened(DistillDSMTrainer, "from2d_timed")
+DistillDSMTrainer_perBlock_from2d_timed = shortened(DistillDSMTrainer_perBlock, "from2d_timed")
 SlicesAsChannelsTrainer_calib = shortened(SlicesAsChannelsTrainer, "calib")
 SlicesAsChannelsTrainer_timed = shortened(SlicesAsChannelsTrainer, "timed")
 # the demo, and equal training time measured by the trainers' own clocks
 nnUNetTrainer_wallclock = wall_clocked(nnUNetTrainer)
 DistillDSMTrainer_wallclock = wall_clocked(DistillDSMTrainer)
+DistillDSMTrainer_perBlock_wallclock = wall_clocked(DistillDSMTrainer_perBlock)
 ResidualDSMTrainer_wallclock = wall_clocked(ResidualDSMTrainer)
 SlicesAsChannelsTrainer_wallclock = wall_clocked(SlicesAsChannelsTrainer)
 DistillDSMTrainer_alpha025_wallclock = wall_clocked(DistillDSMTrainer_alpha025)  # equal-wallclock-module-recipe
