@@ -115,6 +115,28 @@ def test_a_model_folder_of_another_recipe_is_refused_not_reused(planned, tmp_pat
     assert not (runs / "Distill_DSM").exists() and (folder / "plans.json").read_text() == before
 
 
+def test_a_calibration_of_another_recipe_is_refused_not_reused(planned, tmp_path):
+    """Equal-time's epochs come from a calibration training; one of the old recipe must not set the new one's."""
+    from nnunet_distilldsm.trainers import DistillDSMTrainer_perBlock
+    env, _ = planned
+    env = dict(env, nnUNet_results=str(tmp_path / "res"))
+    plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], "Dataset901_DepthContext", "nnUNetPlans.json")))
+    folder = (tmp_path / "res" / "distilldsm_runs" / "calibration" / "Dataset901_DepthContext"
+              / "DistillDSMTrainer_calib__nnUNetPlans__2d")
+    folder.mkdir(parents=True)
+    (folder / "plans.json").write_text(json.dumps(DistillDSMTrainer_perBlock.slab_plans(plans, "2d")))
+    out = tmp_path / "bench"
+    calibration = out / "results" / "runs" / "Dataset901_DepthContext" / "equal-time-tiny" / "calibration.json"
+    calibration.parent.mkdir(parents=True)
+    calibration.write_text(json.dumps({"nnUNetTrainer_timed__2d": {"epoch_s": 1.0}}))  # nnU-Net 2d: calibrated
+    proc = run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "equal-time-tiny", "--train-minutes", "0.1",
+                "-o", str(out)], env, check=False)
+    assert proc.returncode != 0
+    assert "holds models of a different network than DistillDSMTrainer_calib builds now (placement: 'block' there, " \
+           "'conv' now)" in proc.stderr + proc.stdout
+    assert set(json.loads(calibration.read_text())) == {"nnUNetTrainer_timed__2d"}  # no epochs from the old recipe
+
+
 def test_seed_variable_seeds_torch_numpy_and_random(monkeypatch):
     import random
     from nnunet_distilldsm.trainers.short_runs import SEED_VARIABLE, seed_from_environment

@@ -1,4 +1,6 @@
-"""nnU-Net compiles the network on CUDA; the modules must compile without graph breaks (checked on CPU)."""
+"""nnU-Net compiles the network on CUDA; the modules must compile without graph breaks (checked on CPU).
+
+Built as DistillDSMTrainer plans it: a module after every conv (one per block is a subset of those)."""
 import torch
 
 from nnunet_distilldsm.architectures import SlabUNet
@@ -7,7 +9,7 @@ from helpers import SMALL
 
 def test_compiles_fullgraph_and_matches_eager():
     torch.manual_seed(0)
-    net = SlabUNet(1, 3, deep_supervision=True, **{**SMALL, "features_per_stage": [8, 16, 16]})
+    net = SlabUNet(1, 3, deep_supervision=True, placement="conv", **{**SMALL, "features_per_stage": [8, 16, 16]})
     x = torch.randn(2, 1, 5, 16, 16)
     eager = net(x)
     compiled = torch.compile(net, fullgraph=True)  # fullgraph: any graph break is an error
@@ -21,7 +23,7 @@ def test_compiles_fullgraph_and_matches_eager():
 def test_runs_under_autocast_bf16():
     """nnU-Net trains under autocast on CUDA; on CPU, bf16 autocast exercises the same dtype paths."""
     torch.manual_seed(0)
-    net = SlabUNet(1, 3, deep_supervision=True, **{**SMALL, "features_per_stage": [8, 16, 16]})
+    net = SlabUNet(1, 3, deep_supervision=True, placement="conv", **{**SMALL, "features_per_stage": [8, 16, 16]})
     x = torch.randn(2, 1, 5, 16, 16)
     ref = net(x)[0]
     with torch.autocast("cpu", dtype=torch.bfloat16):

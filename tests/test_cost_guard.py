@@ -1,7 +1,7 @@
 """Regression guard: the modules' cost against the plain 2D network, measured side by side in one run.
 
-Measured one module per block, the modules' own cost (a module after every conv, the default, doubles their
-count). The goal was <= 1.15x (docs/results.md, `nnunet-distilldsm network-speed`); the bound here is generous so
+Measured one module per block, the modules' own cost (a module after every conv, the default, more than
+doubles their count). The goal was <= 1.15x (docs/results.md, `nnunet-distilldsm network-speed`); the bound here is generous so
 that machine noise passes and a change that doubles the cost does not. The fastest of several
 interleaved rounds is compared: other processes on the machine only ever add time.
 """

@@ -20,7 +20,7 @@ def make_net():
     torch.manual_seed(0)
     # deep supervision on, as nnU-Net trains: with it off, the decoder's lower-resolution seg layers are unused
     # (dynamic_network_architectures builds them anyway) and DDP without find_unused_parameters would fail
-    net = SlabUNet(C, NUM_CLASSES, deep_supervision=True, **SMALL)
+    net = SlabUNet(C, NUM_CLASSES, deep_supervision=True, placement="conv", **SMALL)  # as DistillDSMTrainer plans it
     net.apply(net.initialize)
     return net
 

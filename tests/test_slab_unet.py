@@ -120,12 +120,12 @@ def test_chunked_inference_equals_one_pass_over_the_whole_stack(chunk):
     assert short.shape == whole.shape and not torch.allclose(short, whole, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("dsm", ["distill", "residual"])
-def test_module_outputs_are_recomputed_in_backward_not_kept(dsm):
+@pytest.mark.parametrize("dsm,placement", [("distill", "block"), ("distill", "conv"), ("residual", "block")])
+def test_module_outputs_are_recomputed_in_backward_not_kept(dsm, placement):
     """The layer after a module would keep the module's output for backward (memory the 2D network does not
     spend); it is recomputed from the module's input instead, with gradients bitwise the same."""
     torch.manual_seed(0)
-    net = SlabUNet(1, 3, dsm=dsm, deep_supervision=True, **SMALL)
+    net = SlabUNet(1, 3, dsm=dsm, placement=placement, deep_supervision=True, **SMALL)
     net.apply(net.initialize)
     outputs = []
     for m in net.modules():

@@ -75,7 +75,7 @@ CALIBRATED_AS = {"DistillDSMTrainer_from2d_timed": "DistillDSMTrainer_calib",
                  "nnUNetTrainer_timedStart": "nnUNetTrainer_calib"}
 
 # the modules: share of channels distilled (alpha 1/4, 1/2 = default, 1 = the authors' code) and placement
-# (one per block, the default then; one after every conv = the paper's text, twice the reach, the default since),
+# (one per block, the default then; one after every conv = the paper's text, over twice the reach, the default since),
 # and the modules on top of slices as channels, which beat them alone at equal iterations
 MODULE_RECIPE = [m for m in STANDARD if m[0] in ("nnU-Net 2d", "nnU-Net 3d_fullres")] + PER_BLOCK[:1] + [
     ("Distill DSM per block, alpha 1/4", "DistillDSMTrainer_alpha025", "2d", "stock"),
@@ -130,8 +130,9 @@ PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
 }
 PREDICTORS = {"stock": "nnunetv2.inference.predict_from_raw_data.nnUNetPredictor",
               "whole-stack": "nnunet_distilldsm.whole_stack_predictor.WholeStackPredictor"}
-# a run of equal-time is 6 budgets (5 models and from-2d's two trainings) plus predictions: 36 training minutes
-# as calibrated; on the project's 2-core machine runs took 68-73 min of wall time (benchmarks/results, session 5)
+# a run of equal-time was 6 budgets (5 models and from-2d's two trainings) plus predictions: 36 training minutes
+# as calibrated, 68-73 min of wall time on the project's 2-core machine (benchmarks/results, session 5); with the
+# per-block rows beside the default it is 9 budgets
 DEFAULT_TRAIN_MINUTES = 6.0
 # equal iterations and equal time, in one accuracy-against-training-time plot
 TRADEOFF = {**{p: ("cpu-small", "equal-time", "equal-wallclock") for p in ("cpu-small", "equal-time", "equal-wallclock")},
@@ -300,6 +301,7 @@ class Study:
                 env = dict(self.environment(0), nnUNet_results=os.path.join(self.results, "distilldsm_runs",
                                                                              "calibration"))
                 folder = os.path.join(env["nnUNet_results"], self.name, model_identifier(calib_trainer, config))
+                self.refuse_another_recipe(folder, calib_trainer, config)
                 if not os.path.isfile(os.path.join(folder, "fold_0", "checkpoint_final.pth")):
                     say(f"calibrate {calib_trainer} {config}")
                     run_nnunet(["nnUNetv2_train", self.dataset, config, "0", "-tr", calib_trainer, "-device", self.device], env)
@@ -349,20 +351,25 @@ class Study:
                     say(f"{model}: {run_id(fold, seed)} recorded")
                 self.measure_costs_if_missing(fold, seed, timing_cases, rounds)
 
+    def refuse_another_recipe(self, folder: str, trainer: str, config: str):
+        """Stop before reusing a model folder (or calibration) trained with another network than `trainer` builds now."""
+        if not os.path.isfile(os.path.join(folder, "plans.json")):
+            return
+        changed = changed_architecture(folder, trainer, config, read_json(os.path.join(self.pre, "nnUNetPlans.json")))
+        if changed:
+            raise SystemExit(
+                f"benchmark: {folder} holds models of a different network than {trainer} builds now ("
+                + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
+                + "): the trainer's recipe changed since they were trained. Move that folder away (its run files "
+                  "describe the old recipe) and run again to train the new one")
+
     def train_if_missing(self, label: str, trainer: str, config: str, fold: int, seed: int,
                          epochs: Optional[int] = None, pretrained: Optional[str] = None):
         """nnUNetv2_train unless the fold's final checkpoint exists; a training killed with an earlier
         invocation resumes from its last epoch (nnU-Net's --c) instead of starting again."""
         folder = self.model_folder(trainer, config, seed)
         fold_dir = os.path.join(folder, f"fold_{fold}")
-        if os.path.isfile(os.path.join(folder, "plans.json")):
-            changed = changed_architecture(folder, trainer, config, read_json(os.path.join(self.pre, "nnUNetPlans.json")))
-            if changed:
-                raise SystemExit(
-                    f"benchmark: {folder} holds models of a different network than {trainer} builds now ("
-                    + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
-                    + "): the trainer's recipe changed since they were trained. Move that folder away (its run files "
-                      "describe the old recipe) and run again to train the new one")
+        self.refuse_another_recipe(folder, trainer, config)
         if os.path.isfile(os.path.join(fold_dir, "checkpoint_final.pth")):
             return
         resume = os.path.isfile(os.path.join(fold_dir, "checkpoint_latest.pth"))

@@ -94,7 +94,7 @@ ResidualDSMTrainer_tiny = shortened(ResidualDSMTrainer, "tiny")
 ResidualDSMTrainer_demo = shortened(ResidualDSMTrainer, "demo")
 nnUNetTrainer_bench = shortened(nnUNetTrainer, "bench")
 DistillDSMTrainer_bench = shortened(DistillDSMTrainer, "bench")
-# one module per block, the default until issue 11: every committed "Distill DSM per block" benchmark row
+# one module per block, the default until issue 11: the committed "Distill DSM per block" rows of the studies
 DistillDSMTrainer_perBlock_bench = shortened(DistillDSMTrainer_perBlock, "bench")
 ResidualDSMTrainer_bench = shortened(ResidualDSMTrainer, "bench")
 DistillDSMTrainer_slab4_bench = shortened(DistillDSMTrainer_slab4, "bench")  # the slab-sweep benchmark profile

@@ -1,8 +1,8 @@
 """Trainer variants, each one setting, named as nnU-Net names its variants.
 
-The DistillDSMTrainer variants that change something other than the modules' placement derive from
-DistillDSMTrainer_perBlock, one module per conv block: they were benchmarked on it (the default then), and
-their committed benchmark rows keep their meaning."""
+The DistillDSMTrainer variants derive from DistillDSMTrainer_perBlock, one module per conv block: they were
+benchmarked on it (the default then), and their committed benchmark rows keep their meaning. The exceptions
+name their placement: DistillDSMTrainer_perConv (the default's network) and its alpha-1 variant."""
 from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer, DistillDSMTrainer_perBlock, SlabTrainer
 
 
