@@ -28,3 +28,23 @@ def test_default_puts_a_module_after_every_conv_the_per_block_variants_one_per_b
     for trainer in measured:
         assert trainer.slab_plans(plans, "2d")["configurations"]["2d"]["architecture"]["arch_kwargs"][
                    "placement"] == "block", trainer.__name__
+
+
+def test_the_slab_recipe_twins_on_the_default_network_differ_from_the_per_block_ones_only_in_placement(planned):
+    """slab-recipe-per-conv measures on the default's network what slab-recipe measured on one module per block."""
+    from nnunet_distilldsm.trainers import (DistillDSMTrainer_2slabs, DistillDSMTrainer_3slabs,
+                                            DistillDSMTrainer_perConv2slabs, DistillDSMTrainer_perConv3slabs,
+                                            DistillDSMTrainer_perConvStockOversampling,
+                                            DistillDSMTrainer_stockOversampling)
+    env, _ = planned
+    plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], DS, "nnUNetPlans.json")))
+    for per_conv, per_block in ((DistillDSMTrainer_perConv2slabs, DistillDSMTrainer_2slabs),
+                                (DistillDSMTrainer_perConv3slabs, DistillDSMTrainer_3slabs),
+                                (DistillDSMTrainer_perConvStockOversampling, DistillDSMTrainer_stockOversampling)):
+        conv = per_conv.slab_plans(plans, "2d")["configurations"]["2d"]
+        block = per_block.slab_plans(plans, "2d")["configurations"]["2d"]
+        assert conv["architecture"]["arch_kwargs"]["placement"] == "conv"
+        conv["architecture"]["arch_kwargs"]["placement"] = "block"
+        assert conv == block, per_conv.__name__
+        assert per_conv.oversample_probabilistically == per_block.oversample_probabilistically
+        assert per_conv.slabs_per_batch == per_block.slabs_per_batch

@@ -9,7 +9,7 @@ only the runs whose file is missing, so a study can be split over invocations an
 Profiles (docs/benchmark.md): `cpu-small` (every model 625 iterations), `equal-time` (every
 model the same training seconds: its epochs follow from its own seconds per epoch, measured by
 a short calibration training in the same study), `equal-wallclock` (every model trains until its
-own clock has spent the same wall-clock seconds: trainers/wall_clock.py), `channels-ablation`, `slab-recipe`, `module-recipe` (and `equal-wallclock-module-recipe`), `from-2d-start`, `slab-sweep`, `full`
+own clock has spent the same wall-clock seconds: trainers/wall_clock.py), `channels-ablation`, `slab-recipe` (and `slab-recipe-per-conv`), `module-recipe` (and `equal-wallclock-module-recipe`), `from-2d-start`, `slab-sweep`, `full`
 (nnU-Net's 1000 epochs), `tiny`, `equal-time-tiny` and `equal-wallclock-tiny` (tests).
 Costs (parameters, FLOPs, inference seconds per voxel with the models taking turns for
 --rounds rounds, training step time and memory) are measured once per profile, on the first
@@ -104,6 +104,16 @@ PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
                     ("Distill DSM per block", "DistillDSMTrainer_perBlock_bench", "2d", "stock"),
                     ("Distill DSM per block, 2 slabs per batch", "DistillDSMTrainer_2slabs_bench", "2d", "stock"),
                     ("Distill DSM per block, 3 slabs per batch", "DistillDSMTrainer_3slabs_bench", "2d", "stock")],
+    # the same on the default's network, a module after every conv (its planned row is module-recipe's model)
+    "slab-recipe-per-conv": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
+                             ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),
+                             ("Distill DSM, a module after every conv, stock oversampling",
+                              "DistillDSMTrainer_perConvStockOversampling_bench", "2d", "stock"),
+                             ("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv_bench", "2d", "stock"),
+                             ("Distill DSM, a module after every conv, 2 slabs per batch",
+                              "DistillDSMTrainer_perConv2slabs_bench", "2d", "stock"),
+                             ("Distill DSM, a module after every conv, 3 slabs per batch",
+                              "DistillDSMTrainer_perConv3slabs_bench", "2d", "stock")],
     # the modules (issue 11), at equal iterations and at equal wall clock
     "module-recipe": budgeted(MODULE_RECIPE, "bench"),
     "equal-wallclock-module-recipe": budgeted(MODULE_RECIPE, "wallclock"),

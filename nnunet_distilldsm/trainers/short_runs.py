@@ -25,7 +25,8 @@ from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer, DistillDSMTr
     DistillDSMTrainer_slab16, SlicesAsChannelsTrainer, SlicesAsChannelsTrainer_k1, DistillDSMTrainer_stockOversampling, \
     DistillDSMTrainer_2slabs, DistillDSMTrainer_3slabs, DistillDSMTrainer_identityStart, DistillDSMTrainer_identityStartSeg, \
     DistillDSMTrainer_alpha025, DistillDSMTrainer_alpha1, DistillDSMTrainer_perConv, DistillDSMTrainer_slicesAsChannels, \
-    DistillDSMTrainer_perConvAlpha1
+    DistillDSMTrainer_perConvAlpha1, DistillDSMTrainer_perConvStockOversampling, DistillDSMTrainer_perConv2slabs, \
+    DistillDSMTrainer_perConv3slabs
 
 SEED_VARIABLE = "NNUNET_DISTILLDSM_SEED"
 EPOCHS_VARIABLE = "NNUNET_DISTILLDSM_EPOCHS"
@@ -104,6 +105,10 @@ DistillDSMTrainer_slab16_bench = shortened(DistillDSMTrainer_slab16, "bench")
 DistillDSMTrainer_stockOversampling_bench = shortened(DistillDSMTrainer_stockOversampling, "bench")
 DistillDSMTrainer_2slabs_bench = shortened(DistillDSMTrainer_2slabs, "bench")
 DistillDSMTrainer_3slabs_bench = shortened(DistillDSMTrainer_3slabs, "bench")
+# ... and on the default's network (slab-recipe-per-conv)
+DistillDSMTrainer_perConvStockOversampling_bench = shortened(DistillDSMTrainer_perConvStockOversampling, "bench")
+DistillDSMTrainer_perConv2slabs_bench = shortened(DistillDSMTrainer_perConv2slabs, "bench")
+DistillDSMTrainer_perConv3slabs_bench = shortened(DistillDSMTrainer_perConv3slabs, "bench")
 # the module-recipe benchmark profile: how much of each slice the modules distill, and where they sit
 DistillDSMTrainer_alpha025_bench = shortened(DistillDSMTrainer_alpha025, "bench")
 DistillDSMTrainer_alpha1_bench = shortened(DistillDSMTrainer_alpha1, "bench")

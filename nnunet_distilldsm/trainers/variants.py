@@ -2,7 +2,8 @@
 
 The DistillDSMTrainer variants derive from DistillDSMTrainer_perBlock, one module per conv block: they were
 benchmarked on it (the default then), and their committed benchmark rows keep their meaning. The exceptions
-name their placement: DistillDSMTrainer_perConv (the default's network) and its alpha-1 variant."""
+name their placement: DistillDSMTrainer_perConv (the default's network) and its variants (alpha 1, and the slab
+recipe's oversampling and slabs per batch, to measure them on the default's network)."""
 from nnunet_distilldsm.trainers.distill_dsm_trainer import DistillDSMTrainer, DistillDSMTrainer_perBlock, SlabTrainer
 
 
@@ -75,6 +76,20 @@ class DistillDSMTrainer_2slabs(DistillDSMTrainer_perBlock):
 
 
 class DistillDSMTrainer_3slabs(DistillDSMTrainer_perBlock):
+    slabs_per_batch = 3
+
+
+class DistillDSMTrainer_perConvStockOversampling(DistillDSMTrainer_perConv):
+    """The slab recipe on the default's network: nnU-Net's own foreground rule, as `_stockOversampling`."""
+    oversample_probabilistically = False
+
+
+class DistillDSMTrainer_perConv2slabs(DistillDSMTrainer_perConv):
+    """The slab recipe on the default's network: at least 2 slabs per batch, as `_2slabs`."""
+    slabs_per_batch = 2
+
+
+class DistillDSMTrainer_perConv3slabs(DistillDSMTrainer_perConv):
     slabs_per_batch = 3
 
 
