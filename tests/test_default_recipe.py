@@ -5,7 +5,16 @@ import os
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from conftest import DS
-from nnunet_distilldsm.trainers import TRAINERS, DistillDSMTrainer, DistillDSMTrainer_perBlock, DistillDSMTrainer_perConv
+from nnunet_distilldsm.trainers import (TRAINERS, DistillDSMTrainer, DistillDSMTrainer_2slabs, DistillDSMTrainer_3slabs,
+                                        DistillDSMTrainer_perBlock, DistillDSMTrainer_perConv,
+                                        DistillDSMTrainer_perConv2slabs, DistillDSMTrainer_perConv3slabs,
+                                        DistillDSMTrainer_perConvStockOversampling, DistillDSMTrainer_stockOversampling)
+
+
+def planned_plans(planned) -> dict:
+    env, _ = planned
+    with open(os.path.join(env["nnUNet_preprocessed"], DS, "nnUNetPlans.json")) as f:
+        return json.load(f)
 
 
 def planned_network(trainer, plans):
@@ -15,8 +24,7 @@ def planned_network(trainer, plans):
 
 
 def test_default_puts_a_module_after_every_conv_the_per_block_variants_one_per_block(planned):
-    env, _ = planned
-    plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], DS, "nnUNetPlans.json")))
+    plans = planned_plans(planned)
     default, default_net = planned_network(DistillDSMTrainer, plans)
     per_block, per_block_net = planned_network(DistillDSMTrainer_perBlock, plans)
     assert default["placement"] == "conv" and per_block["placement"] == "block"
@@ -32,12 +40,7 @@ def test_default_puts_a_module_after_every_conv_the_per_block_variants_one_per_b
 
 def test_the_slab_recipe_twins_on_the_default_network_differ_from_the_per_block_ones_only_in_placement(planned):
     """slab-recipe-per-conv measures on the default's network what slab-recipe measured on one module per block."""
-    from nnunet_distilldsm.trainers import (DistillDSMTrainer_2slabs, DistillDSMTrainer_3slabs,
-                                            DistillDSMTrainer_perConv2slabs, DistillDSMTrainer_perConv3slabs,
-                                            DistillDSMTrainer_perConvStockOversampling,
-                                            DistillDSMTrainer_stockOversampling)
-    env, _ = planned
-    plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], DS, "nnUNetPlans.json")))
+    plans = planned_plans(planned)
     for per_conv, per_block in ((DistillDSMTrainer_perConv2slabs, DistillDSMTrainer_2slabs),
                                 (DistillDSMTrainer_perConv3slabs, DistillDSMTrainer_3slabs),
                                 (DistillDSMTrainer_perConvStockOversampling, DistillDSMTrainer_stockOversampling)):
