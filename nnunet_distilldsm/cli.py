@@ -22,8 +22,11 @@ def main(argv=None) -> int:
     brains.add_argument("-d", "--dataset-id", type=int, default=902)
     brains.add_argument("--spacing", type=float, default=3.0, help="isotropic spacing in mm (default 3)")
     brains.add_argument("--sources", nargs="+", default=None, help="a subset of the sources (default: all five)")
-    sub.add_parser("network-speed", help="forward+backward time of slab networks against the 2D network",
+    sub.add_parser("network-speed", help="training-step time, memory and FLOPs of the trainers' networks against "
+                                         "nnU-Net 2d's, on nnU-Net's planned networks",
                    add_help=False)
+    sub.add_parser("epoch-speed", help="seconds per epoch through nnUNetv2_train of nnU-Net 2d and Distill DSM, "
+                                       "side by side", add_help=False)
     sub.add_parser("gpu-speed", help="training-step time and peak GPU memory of Distill DSM against nnU-Net 2d and "
                                      "3d_fullres (needs only torch and dynamic_network_architectures)", add_help=False)
     sub.add_parser("predict", help="nnUNetv2_predict for slab models, whole stacks at once: exact, no slabs along "
@@ -47,6 +50,10 @@ def main(argv=None) -> int:
     if args.command == "network-speed":
         from nnunet_distilldsm.benchmarks.network_speed import main as network_speed
         network_speed(rest)
+        return 0
+    if args.command == "epoch-speed":
+        from nnunet_distilldsm.benchmarks.epoch_speed import main as epoch_speed
+        epoch_speed(rest)
         return 0
     if args.command == "gpu-speed":
         from nnunet_distilldsm.benchmarks.gpu_speed import main as gpu_speed

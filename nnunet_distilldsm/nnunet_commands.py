@@ -15,12 +15,15 @@ def nnunet_environment(base: Optional[dict] = None, **overrides: str) -> dict:
     return env
 
 
-def run_nnunet(cmd: List[str], env: Optional[dict] = None, echo: bool = False):
-    """Run one nnU-Net command (e.g. ["nnUNetv2_train", ...]); raise CalledProcessError if it fails."""
+def run_nnunet(cmd: List[str], env: Optional[dict] = None, echo: bool = False, quiet: bool = False):
+    """Run one nnU-Net command (e.g. ["nnUNetv2_train", ...]); raise CalledProcessError if it fails.
+
+    quiet: drop the command's standard output (its errors still show)."""
     exe = os.path.join(os.path.dirname(sys.executable), cmd[0])
     if echo:
         print(f"\n$ {' '.join(cmd)}", flush=True)
     t = time.time()
-    subprocess.run([exe if os.path.exists(exe) else cmd[0], *cmd[1:]], env=nnunet_environment(env), check=True)
+    subprocess.run([exe if os.path.exists(exe) else cmd[0], *cmd[1:]], env=nnunet_environment(env), check=True,
+                   stdout=subprocess.DEVNULL if quiet else None)
     if echo:
         print(f"[{cmd[0]} took {time.time() - t:.0f} s]", flush=True)

@@ -1,48 +1,39 @@
-"""Forward+backward time per voxel of slab networks against the plain planned 2D network.
+"""Training-step time, memory and FLOPs of the trainers' networks against nnU-Net 2d's, side by side.
 
-All networks see the same slab (B, C, D, H, W), interleaved round by round in one process
-with the same threads; the median of each is reported, and its ratio to the 2D network.
-Also the memory a forward pass leaves held for backward (malloc's count, see train_step.py),
-and its ratio to the 2D network's.
+Each network is built the way its trainer builds it (`build_network_architecture` on the plans
+the trainer trains with) from the 2d plans nnU-Net's planner writes for slices of each size
+(`planned.py`). All see the same slab of D slices (nnU-Net 2d sees its slices as a batch), round
+by round in one process with the same threads. Per network: forward+backward seconds and their
+ratio to nnU-Net 2d's, of the fastest rounds (and of the medians); the forward FLOP ratio
+(`torch.utils.flop_counter`), the floor the time ratio can approach; and the memory a forward
+pass leaves held for backward, and its ratio.
 
-    nnunet-distilldsm network-speed [--plans nnUNetPlans.json] [--depth 8] [--rounds 7]
+    nnunet-distilldsm network-speed [--sizes 128 256] [--depth 8] [--rounds 7] [--workdir DIR] [--json PATH]
 """
 import argparse
 import gc
 import json
 import statistics
 import time
-from typing import Dict
+from typing import Dict, Optional, Sequence
 
 import torch
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch.utils.flop_counter import FlopCounterMode
 
+from nnunet_distilldsm.benchmarks.planned import planned_plans, trainer_network
 from nnunet_distilldsm.benchmarks.train_step import allocated_mb
-from nnunet_distilldsm.trainers.slab_plans import make_slab_plans
+from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock, ResidualDSMTrainer, \
+    SlicesAsChannelsTrainer
 
-# What nnU-Net 2.8's planner writes for a 2d configuration with a 128 x 128 patch.
-DEFAULT_2D = {
-    "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
-    "arch_kwargs": {"n_stages": 6, "features_per_stage": [32, 64, 128, 256, 512, 512],
-                    "conv_op": "torch.nn.modules.conv.Conv2d", "kernel_sizes": [[3, 3]] * 6,
-                    "strides": [[1, 1]] + [[2, 2]] * 5, "n_conv_per_stage": [2] * 6,
-                    "n_conv_per_stage_decoder": [2] * 5, "conv_bias": True,
-                    "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d",
-                    "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
-                    "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}},
-    "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
-}
+BASELINE = "nnU-Net 2d"
+NETWORKS = {BASELINE: nnUNetTrainer, "Distill DSM (default, a module after every conv)": DistillDSMTrainer,
+            "Distill DSM, one module per block": DistillDSMTrainer_perBlock, "Residual DSM": ResidualDSMTrainer,
+            "slices as channels (+-2)": SlicesAsChannelsTrainer}
 
 
-def plans_around(arch_2d: dict, patch, batch_size: int, depth: int) -> dict:
-    return {"configurations": {"2d": {"patch_size": list(patch), "batch_size": batch_size, "architecture": arch_2d}},
-            "original_median_shape_after_transp": [depth, *patch]}
-
-
-def build(arch: dict, in_ch: int, classes: int):
-    net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"],
-                                 in_ch, classes, deep_supervision=True)
-    return net
+def is_slab_network(trainer: type) -> bool:
+    return trainer is not nnUNetTrainer
 
 
 def network_input(x: torch.Tensor, slab: bool) -> torch.Tensor:
@@ -70,60 +61,80 @@ def held_mb(net, x, slab: bool) -> float:
     return held
 
 
-def measure(arch_2d: dict = None, patch=(128, 128), depth: int = 8, batch: int = 1, in_ch: int = 1,
-            classes: int = 3, rounds: int = 7, variants: Dict[str, dict] = None,
-            reduce=statistics.median) -> Dict[str, dict]:
-    """Seconds per voxel of each network (median over rounds, or `reduce`) and its ratio to the 2D network."""
-    arch_2d = arch_2d or DEFAULT_2D
-    variants = variants or {"distill, per block": dict(dsm="distill", placement="block"),
-                            "distill, per block, outputs kept": dict(dsm="distill", placement="block", recompute=False),
-                            "distill, per conv": dict(dsm="distill", placement="conv"),
-                            "residual, per block": dict(dsm="residual", placement="block")}
-    plans = plans_around(arch_2d, patch, depth * batch, depth)
-    nets = {"2d": (build(arch_2d, in_ch, classes), False)}
-    for name, kw in variants.items():
-        kw = dict(kw)
-        recompute = kw.pop("recompute", True)  # False: module outputs kept for backward (see recompute.py)
-        slab = make_slab_plans(plans, "2d", slab_depth=depth, **kw)["configurations"]["2d"]["architecture"]
-        nets[name] = (build(slab, in_ch, classes), True)
-        nets[name][0].recompute_module_outputs = recompute
-    torch.manual_seed(0)
-    x = torch.randn(batch, in_ch, depth, *patch)
-    times = {k: [] for k in nets}
+def forward_flops(net, x, slab: bool) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(network_input(x, slab))
+    return counter.get_total_flops()
+
+
+def interleaved_seconds(nets: Dict[str, tuple], x: torch.Tensor, rounds: int) -> Dict[str, list]:
+    """Forward+backward seconds of each (network, is_slab) over `rounds`, after one warm-up round. Each round
+    starts one network later, so no network always runs first (after the others' memory has been freed)."""
+    names, times = list(nets), {k: [] for k in nets}
     for r in range(rounds + 1):
-        for name, (net, slab) in nets.items():
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            net, slab = nets[name]
             net.zero_grad(set_to_none=True)
             s = step_seconds(net, x, slab)
-            if r:  # round 0 warms up
+            if r:
                 times[name].append(s)
+    return times
+
+
+def summarize(nets: Dict[str, tuple], x: torch.Tensor, times: Dict[str, list], baseline: str = BASELINE) -> dict:
+    """Per network: fastest and median seconds per voxel with their ratios to `baseline`'s, held MB, forward
+    FLOPs and parameters, each with its ratio. The fastest round is the cost figure: on a shared machine other
+    processes only ever add time."""
     held = {name: held_mb(net, x, slab) for name, (net, slab) in nets.items()}
-    voxels = x[:, 0].numel()
-    base = reduce(times["2d"])
-    return {k: {"s_per_voxel": reduce(v) / voxels, "ratio_to_2d": reduce(v) / base,
-                "held_mb": held[k], "held_ratio_to_2d": held[k] / held["2d"],
+    flops = {name: forward_flops(net, x, slab) for name, (net, slab) in nets.items()}
+    voxels, fastest, median = x[:, 0].numel(), min(times[baseline]), statistics.median(times[baseline])
+    return {k: {"s_per_voxel": min(v) / voxels, "ratio_to_2d": min(v) / fastest,
+                "median_ratio_to_2d": statistics.median(v) / median, "seconds": v,
+                "held_mb": held[k], "held_ratio_to_2d": held[k] / held[baseline],
+                "flops": flops[k], "flop_ratio_to_2d": flops[k] / flops[baseline],
                 "params": sum(p.numel() for p in nets[k][0].parameters())} for k, v in times.items()}
 
 
-def main(argv=None):
+def measure(plans: dict, depth: int = 8, batch: int = 1, in_ch: int = 1, classes: int = 3, rounds: int = 7,
+            networks: Optional[Dict[str, type]] = None) -> Dict[str, dict]:
+    """`summarize` for each network; `networks` maps a label to a trainer class (nnU-Net 2d is always measured)."""
+    networks = {BASELINE: nnUNetTrainer, **(networks or NETWORKS)}
+    torch.manual_seed(0)
+    nets = {name: (trainer_network(t, plans, "2d", in_ch, classes), is_slab_network(t))
+            for name, t in networks.items()}
+    x = torch.randn(batch, in_ch, depth, *plans["configurations"]["2d"]["patch_size"])
+    return summarize(nets, x, interleaved_seconds(nets, x, rounds))
+
+
+def table(results: Dict[int, Dict[str, dict]]) -> str:
+    rows = ["| slices | network | params | time vs 2d (fastest) | (median) | forward FLOPs vs 2d | "
+            "time - FLOP ratio | MB held for backward | memory vs 2d |", "|---|---|---|---|---|---|---|---|---|"]
+    for size, res in results.items():
+        for k, v in res.items():
+            rows.append(f"| {size} x {size} | {k} | {v['params']:,} | {v['ratio_to_2d']:.3f} | "
+                        f"{v['median_ratio_to_2d']:.3f} | {v['flop_ratio_to_2d']:.3f} | "
+                        f"{v['ratio_to_2d'] - v['flop_ratio_to_2d']:+.3f} | "
+                        f"{v['held_mb']:.1f} | {v['held_ratio_to_2d']:.3f} |")
+    return "\n".join(rows)
+
+
+def main(argv: Optional[Sequence[str]] = None):
     p = argparse.ArgumentParser(prog="nnunet-distilldsm network-speed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--plans", help="an nnU-Net plans file whose 2d configuration to use (default: a 128x128 plan)")
-    p.add_argument("--depth", type=int, default=8)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="slice sizes to plan (default 128 256)")
+    p.add_argument("--depth", type=int, default=8, help="slices per slab (default 8)")
+    p.add_argument("--rounds", type=int, default=7, help="timed forward+backward passes per network (default 7)")
+    p.add_argument("--workdir", help="keep the generated data and nnU-Net's plans here for the next run")
+    p.add_argument("--json", help="write the results to this file")
     a = p.parse_args(argv)
-    arch, patch = DEFAULT_2D, (128, 128)
-    if a.plans:
-        cfg = json.load(open(a.plans))["configurations"]["2d"]
-        arch, patch = cfg["architecture"], tuple(cfg["patch_size"])
-    res = measure(arch, patch, a.depth, a.batch, rounds=a.rounds)
-    print(f"slab {a.batch} x {a.depth} x {patch[0]} x {patch[1]}, {torch.get_num_threads()} threads, "
-          f"median of {a.rounds} forward+backward passes")
-    print("| network | params | s/voxel | time vs 2d | MB held for backward | memory vs 2d |\n|---|---|---|---|---|---|")
-    for k, v in res.items():
-        print(f"| {k} | {v['params']:,} | {v['s_per_voxel']:.3e} | {v['ratio_to_2d']:.3f} | {v['held_mb']:.1f} | "
-              f"{v['held_ratio_to_2d']:.3f} |")
-    return res
+    results = {size: measure(planned_plans(size, workdir=a.workdir), a.depth, rounds=a.rounds) for size in a.sizes}
+    print(f"one slab of {a.depth} slices per network, nnU-Net's planned 2d networks, {torch.get_num_threads()} "
+          f"threads, fastest and median of {a.rounds} forward+backward passes, interleaved\n{table(results)}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"depth": a.depth, "rounds": a.rounds, "threads": torch.get_num_threads(),
+                       "torch": torch.__version__, "results": results}, f, indent=1)
+    return results
 
 
 if __name__ == "__main__":
