@@ -23,7 +23,7 @@ DATASET_ID = 988  # any id: each size has an nnU-Net tree of its own
 
 
 def epoch_seconds(workdir: str, size: int, trainers: Dict[str, str], device: str = "cpu", depth: int = 20,
-                  rotate: int = 0) -> Dict[str, dict]:
+                  rotate: int = 0, n_train: int = 12) -> Dict[str, dict]:
     """{label: {"epoch_s": second epoch's seconds, "all_epoch_s": [...], "patch": ..., "batch": ...}}."""
     root = os.path.join(workdir, f"size{size}")
     env = dict(os.environ, nnUNet_raw=os.path.join(root, "raw"), nnUNet_preprocessed=os.path.join(root, "pre"),
@@ -32,7 +32,7 @@ def epoch_seconds(workdir: str, size: int, trainers: Dict[str, str], device: str
     dataset = f"Dataset{DATASET_ID}_{name}"
     plans_file = os.path.join(env["nnUNet_preprocessed"], dataset, "nnUNetPlans.json")
     if not os.path.isdir(os.path.join(env["nnUNet_preprocessed"], dataset, "nnUNetPlans_2d")):
-        write_dataset(env["nnUNet_raw"], DATASET_ID, name, n_train=12, n_test=0, shape=(depth, size, size))
+        write_dataset(env["nnUNet_raw"], DATASET_ID, name, n_train=n_train, n_test=0, shape=(depth, size, size))
         run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d", "-np", "2"], env, quiet=True)
     with open(plans_file) as f:
         planned = json.load(f)["configurations"]["2d"]
