@@ -1,15 +1,23 @@
-"""epoch-speed trains through nnUNetv2_train and reads each trainer's epoch seconds from nnU-Net's log."""
-from nnunet_distilldsm.benchmarks.epoch_speed import epoch_seconds, table
+"""epoch-speed trains through nnUNetv2_train and reads each trainer's epoch seconds from nnU-Net's log: the GPU
+study's dry run on the CPU (every trainer and configuration it will train, tiny budget and sizes)."""
+import json
+
+from nnunet_distilldsm.benchmarks.epoch_speed import GPU_TRAINERS, main
 
 
-def test_epoch_seconds_of_three_real_trainings(tmp_path):
-    trainers = {"nnU-Net 2d": "nnUNetTrainer_tiny", "Distill DSM (default)": "DistillDSMTrainer_tiny",
-                "Residual DSM": "ResidualDSMTrainer_tiny"}
-    res = epoch_seconds(str(tmp_path), 32, trainers, depth=8, rotate=1, n_train=5)  # 5: nnU-Net's 5 folds
-    assert list(res) == list(trainers)  # in the caller's order, whatever order they trained in
-    assert res["nnU-Net 2d"]["ratio_to_2d"] == 1.0
+def test_gpu_study_dry_run_on_the_cpu(tmp_path):
+    out = tmp_path / "epochs.json"
+    res = main(["--workdir", str(tmp_path / "work"), "--study", "gpu", "--sizes", "32", "--depth", "8",
+                "--n-train", "5", "--budget", "tiny", "--device", "cpu", "--json", str(out),
+                "--md", str(tmp_path / "epochs.md")])[32]
+    assert list(res) == list(GPU_TRAINERS)  # in the study's order, whatever order they trained in
+    assert res["nnU-Net 2d"]["epoch_s_vs_2d"] == 1.0 and res["nnU-Net 3d_fullres"]["epoch_s_vs_3d_fullres"] == 1.0
     for label, v in res.items():
-        assert len(v["all_epoch_s"]) == 2 and v["epoch_s"] == v["all_epoch_s"][-1] > 0
-        assert abs(v["ratio_to_2d"] - v["epoch_s"] / res["nnU-Net 2d"]["epoch_s"]) < 1e-12
+        assert len(v["all_epoch_s"]) == 2 and v["epoch_s"] == v["all_epoch_s"][-1] > 0  # tiny: 2 epochs
+        assert abs(v["epoch_s_vs_2d"] - v["epoch_s"] / res["nnU-Net 2d"]["epoch_s"]) < 1e-12
+        assert v["iterations_per_s"] == 4 / v["epoch_s"]  # tiny: 4 iterations an epoch
+        assert v["peak_gpu_mib"] is None  # logged on CUDA only
     assert len(res["nnU-Net 2d"]["patch"]) == 2 and len(res["Distill DSM (default)"]["patch"]) == 3  # slabs
-    assert "| 32 x 32 | Distill DSM (default) |" in table({32: res})
+    assert res["nnU-Net 3d_fullres"]["configuration"] == "3d_fullres"
+    assert json.loads(out.read_text())["settings"]["budget"] == "tiny"
+    assert "| 32 x 32 | Distill DSM (default) | 2d |" in (tmp_path / "epochs.md").read_text()

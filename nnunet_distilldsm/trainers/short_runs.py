@@ -30,6 +30,7 @@ from nnunet_distilldsm.trainers.variants import ResidualDSMTrainer, DistillDSMTr
 
 SEED_VARIABLE = "NNUNET_DISTILLDSM_SEED"
 EPOCHS_VARIABLE = "NNUNET_DISTILLDSM_EPOCHS"
+PEAK_GPU_MEMORY_LINE = "peak GPU memory allocated in training:"
 # epochs (None: from EPOCHS_VARIABLE), iterations per epoch, validation iterations per epoch
 BUDGETS = {"tiny": (2, 4, 2), "demo": (10, 25, 5), "bench": (25, 25, 5), "calib": (2, 25, 5), "timed": (None, 25, 5),
            "from2d_bench": (5, 25, 5), "from2d_tiny": (1, 4, 2),  # from2d: fine-tunes of 20% of _bench (_tiny: 50%)
@@ -74,9 +75,15 @@ def shortened(base: type, budget: str) -> type:
         self.print_to_log_file(f"{name}: {self.num_epochs} epochs x {iterations} iterations, seed {seed} "
                                f"(augmentation workers unseeded unless nnUNet_n_proc_DA=0)")
 
+    def on_train_end(self):
+        if self.device.type == "cuda":  # nnU-Net logs no memory figure; `epoch-speed` reads this line
+            self.print_to_log_file(f"{PEAK_GPU_MEMORY_LINE} {torch.cuda.max_memory_allocated(self.device) / 2 ** 20:.0f}"
+                                   f" MiB")
+        base.on_train_end(self)
+
     doc = f"{base.__name__}, {epochs if epochs is not None else EPOCHS_VARIABLE} epochs x {iterations} iterations."
-    return type(name, (base,), {"__init__": __init__, "__module__": __name__, "__qualname__": name, "__doc__": doc,
-                                "iterations_per_epoch": iterations})
+    return type(name, (base,), {"__init__": __init__, "on_train_end": on_train_end, "__module__": __name__,
+                                "__qualname__": name, "__doc__": doc, "iterations_per_epoch": iterations})
 
 
 def wall_clocked(base: type) -> type:
@@ -90,6 +97,7 @@ def wall_clocked(base: type) -> type:
 nnUNetTrainer_tiny = shortened(nnUNetTrainer, "tiny")
 nnUNetTrainer_demo = shortened(nnUNetTrainer, "demo")
 DistillDSMTrainer_tiny = shortened(DistillDSMTrainer, "tiny")
+DistillDSMTrainer_perBlock_tiny = shortened(DistillDSMTrainer_perBlock, "tiny")  # epoch-speed's dry run
 DistillDSMTrainer_demo = shortened(DistillDSMTrainer, "demo")
 ResidualDSMTrainer_tiny = shortened(ResidualDSMTrainer, "tiny")
 ResidualDSMTrainer_demo = shortened(ResidualDSMTrainer, "demo")

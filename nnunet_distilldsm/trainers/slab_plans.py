@@ -24,14 +24,22 @@ def with_leading_one(sizes):
     return [[1, *s] if len(s) == 2 else list(s) for s in sizes]
 
 
+# nnU-Net's Gaussian blur augmentation blurs a 3-D patch along every axis with reflect padding of up to 2
+# voxels, which needs at least 3 slices (batchgeneratorsv2's blur_dimension; a 2-slice slab crashes its workers)
+MIN_DEFAULT_SLAB_DEPTH = 3
+
+
 def slab_depth_and_batch(median_depth: int, batch_2d: int, slab_depth: Optional[int] = None,
                          min_batch: int = 1):
     """(slab depth D, batch of slabs) with about the voxels of the planned 2D batch.
 
     Default D: the whole median stack if it fits the 2D batch's slices shared by `min_batch`
-    slabs, else the largest D that does. At least `min_batch` slabs (DDP needs one per rank).
+    slabs, else the largest D that does, and never fewer than MIN_DEFAULT_SLAB_DEPTH slices (a
+    planned 2d batch of 2 would otherwise give slabs that nnU-Net's augmentation cannot blur).
+    At least `min_batch` slabs (DDP needs one per rank).
     """
-    depth = slab_depth if slab_depth is not None else max(1, min(median_depth, batch_2d // max(min_batch, 1)))
+    depth = slab_depth if slab_depth is not None else \
+        max(MIN_DEFAULT_SLAB_DEPTH, min(median_depth, batch_2d // max(min_batch, 1)))
     batch = max(min_batch, round(batch_2d / depth))
     return int(depth), int(batch)
 
