@@ -26,7 +26,7 @@ def with_leading_one(sizes):
 
 # nnU-Net's Gaussian blur augmentation blurs a 3-D patch along every axis with reflect padding of up to 2
 # voxels, which needs at least 3 slices (batchgeneratorsv2's blur_dimension; a 2-slice slab crashes its workers)
-MIN_DEFAULT_SLAB_DEPTH = 3
+MIN_DEFAULT_SLAB_DEPTH = 3  # not enough for every blur: a padding of 3 was seen too (docs/reference.md)
 
 
 def slab_depth_and_batch(median_depth: int, batch_2d: int, slab_depth: Optional[int] = None,
