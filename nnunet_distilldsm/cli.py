@@ -6,7 +6,8 @@ import sys
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="nnunet-distilldsm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("trainer-dir", help="print the folder for: export nnUNet_extTrainer=$(nnunet-distilldsm trainer-dir)")
+    sub.add_parser("trainer-dir",
+                   help="print the folder for: export nnUNet_extTrainer=$(nnunet-distilldsm trainer-dir)")
     sub.add_parser("paper-params", help="print the paper's parameter counts next to ours")
     demo = sub.add_parser("demo", help="nnU-Net 2d and Distill DSM on the synthetic dataset, same training time: "
                                        "plan, train, predict, evaluate, print both Dice")
@@ -69,6 +70,7 @@ def main(argv=None) -> int:
         print(paper_parameter_table())
     elif args.command == "real-scans":
         from nnunetv2.paths import nnUNet_raw
+
         from nnunet_distilldsm.real_scans import SOURCE_NAMES, build_brain_dataset
         if not nnUNet_raw:
             parser.error("set nnUNet_raw (nnU-Net's raw data folder) first")

@@ -3,16 +3,17 @@
 write the synthetic dataset -> nnUNetv2_plan_and_preprocess -> for nnUNetTrainer and DistillDSMTrainer
 (the same short budget): nnUNetv2_train -> nnUNetv2_predict -> nnUNetv2_evaluate_folder -> Dice side by side.
 
-The default budget is wall clock (trainers/wall_clock.py): each model trains the same seconds, which is
+The default budget is wall clock (benchmarks/wall_clock.py): each model trains the same seconds, which is
 how a user spends a machine, and keeps the demo's length nearly independent of the machine's speed.
 """
 import json
 import os
 import time
 
+from nnunet_distilldsm.benchmarks.budget_trainers import trainer_name
+from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
 from nnunet_distilldsm.nnunet_commands import nnunet_environment, run_nnunet
 from nnunet_distilldsm.synthetic import LABELS, write_dataset
-from nnunet_distilldsm.trainers.wall_clock import SECONDS_VARIABLE
 
 DATASET_ID, DATASET = 901, "Dataset901_DepthContext"
 MODELS = (("nnU-Net 2d", "nnUNetTrainer"), ("Distill DSM", "DistillDSMTrainer"))
@@ -37,7 +38,8 @@ def train_predict_evaluate(env: dict, raw: str, workdir: str, trainer: str, devi
     run_nnunet(["nnUNetv2_predict", "-i", os.path.join(raw, "imagesTs"), "-o", pred, "-d", str(DATASET_ID), "-c", "2d",
                 "-tr", trainer, "-f", "0", "-device", device], env, echo=True)
     from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
-    model = os.path.join(env["nnUNet_results"], DATASET, convert_trainer_plans_config_to_identifier(trainer, "nnUNetPlans", "2d"))
+    model = os.path.join(env["nnUNet_results"], DATASET,
+                         convert_trainer_plans_config_to_identifier(trainer, "nnUNetPlans", "2d"))
     run_nnunet(["nnUNetv2_evaluate_folder", os.path.join(raw, "labelsTs"), pred, "-djfile",
                 os.path.join(model, "dataset.json"), "-pfile", os.path.join(model, "plans.json")], env, echo=True)
     summary = json.load(open(os.path.join(pred, "summary.json")))
@@ -64,7 +66,8 @@ def run_demo(workdir: str = "demo_work", budget: str = "wallclock", device: str 
     if not os.path.isfile(os.path.join(raw, "dataset.json")):
         write_dataset(env["nnUNet_raw"], DATASET_ID)
     run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d", "-np", "2"], env, echo=True)
-    dice = {name: train_predict_evaluate(env, raw, workdir, f"{trainer}_{budget}", device) for name, trainer in MODELS}
+    dice = {name: train_predict_evaluate(env, raw, workdir, trainer_name(recipe, budget), device)
+            for name, recipe in MODELS}
     classes = [c for c in LABELS if c != "background"]
     what = f"{env[SECONDS_VARIABLE]} s of wall clock each" if budget == "wallclock" else f"the '{budget}' budget"
     print(f"\nDice on {DATASET}'s {len(os.listdir(os.path.join(raw, 'labelsTs')))} test cases, both trained "

@@ -15,7 +15,7 @@ from the 2d weights on the centre slice's channels and zeros on the neighbours',
 starts computing exactly the 2d network's features.
 
 Distill DSM modules start from the trainer's initialisation, or (`--modules identity`, or a
-trainer whose `from_2d_modules` is "identity") as identity convolutions (torch's dirac init, zero
+trainer whose recipe's `module_start` is "identity") as identity convolutions (torch's dirac init, zero
 bias): each module then passes its slice's channels on unchanged, except that the quarter it sends
 to each neighbour comes from that neighbour, so the network starts close to the 2d one.
 
@@ -90,7 +90,8 @@ def mismatch(ckpt_weights: dict, net_weights: dict) -> Optional[str]:
     if not (missing or unexpected or shapes):
         return None
     have, want = describe(ckpt_weights), describe(net_weights)
-    differs = [f"{field}: checkpoint {have[field]}, plans {want[field]}" for field in want if have[field] != want[field]]
+    differs = [f"{field}: checkpoint {have[field]}, plans {want[field]}"
+               for field in want if have[field] != want[field]]
     if not differs:  # same outline, different details: name the first tensors
         differs = [f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}" for what, keys in
                    (("missing from the checkpoint", missing), ("not in the planned network", unexpected),
@@ -121,7 +122,8 @@ def load_2d_model(checkpoint: str):
     if absent:
         raise From2dError(
             f"from-2d: {checkpoint} is not inside an nnU-Net model folder: {' and '.join(absent)} missing. Give the "
-            f"checkpoint where nnUNetv2_train wrote it: RESULTS/DatasetX/TRAINER__PLANS__2d/fold_N/checkpoint_final.pth "
+            f"checkpoint where nnUNetv2_train wrote it: "
+            f"RESULTS/DatasetX/TRAINER__PLANS__2d/fold_N/checkpoint_final.pth "
             f"(the folder above fold_N holds that training's plans.json and dataset.json)")
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -184,10 +186,11 @@ def resolve_trainer(trainer: str, modules: Optional[str], checkpoint: str):
         raise From2dError(f"from-2d: no trainer {trainer!r}: {e}") from e
     if not issubclass(trainer_cls, SlabTrainer):
         raise From2dError(
-            f"from-2d: {trainer} is not a slab trainer (a SlabTrainer subclass: DistillDSMTrainer, ResidualDSMTrainer, SlicesAsChannelsTrainer, their variants). A trainer with nnU-Net's 2d "
+            f"from-2d: {trainer} is not a slab trainer (a SlabTrainer subclass: DistillDSMTrainer, "
+            f"ResidualDSMTrainer, SlicesAsChannelsTrainer, ...). A trainer with nnU-Net's 2d "
             f"network takes the 2d checkpoint itself: nnUNetv2_train DATASET 2d FOLD -tr {trainer} "
             f"-pretrained_weights {checkpoint}")
-    modules = modules or trainer_cls.from_2d_modules
+    modules = modules or trainer_cls.recipe.module_start
     if modules not in MODULE_STARTS:
         raise From2dError(f"from-2d: --modules {modules!r}: choose one of {', '.join(MODULE_STARTS)}")
     return trainer_cls, modules
@@ -260,7 +263,7 @@ def convert(checkpoint: str, out: str, trainer: str = "DistillDSMTrainer", force
             seed: int = 0, modules: Optional[str] = None) -> dict:
     """Write `out`, a -pretrained_weights file for `trainer` made from a 2d checkpoint. Returns a summary.
 
-    modules: "initialised" or "identity" (see the module docstring); None: the trainer's `from_2d_modules`."""
+    modules: "initialised" or "identity" (see the module docstring); None: the trainer recipe's `module_start`."""
     out = os.path.abspath(out)
     if os.path.exists(out) and os.path.isfile(checkpoint) and os.path.samefile(out, checkpoint):
         raise From2dError(f"from-2d: the output {out} is the checkpoint being converted; write to another file")
@@ -350,7 +353,8 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("checkpoint", help="a 2d model's checkpoint, RESULTS/DatasetX/TRAINER__PLANS__2d/fold_N/"
                                            "checkpoint_final.pth (plans.json and dataset.json are read from the "
                                            "folder above fold_N)")
-    parser.add_argument("-tr", default="DistillDSMTrainer", help="the slab trainer to start (default DistillDSMTrainer)")
+    parser.add_argument("-tr", default="DistillDSMTrainer",
+                        help="the slab trainer to start (default DistillDSMTrainer)")
     parser.add_argument("-o", help="the -pretrained_weights file to write (nnU-Net checkpoint format)")
     parser.add_argument("--keep-seg-layers", action="store_true",
                         help="instead of -o: write the fine-tune's first checkpoint (epoch 0, the 2d segmentation "
@@ -360,7 +364,7 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the modules' initialisation (default 0)")
     parser.add_argument("--modules", choices=MODULE_STARTS, default=None,
                         help="how Distill DSM modules start: as the trainer initialises them, or as identity convs "
-                             "(default: the trainer's from_2d_modules, 'initialised' for DistillDSMTrainer)")
+                             "(default: the trainer recipe's module_start, 'initialised' for DistillDSMTrainer)")
     return parser.parse_args(argv)
 
 
@@ -382,7 +386,8 @@ def main(argv=None) -> int:
         print(f"wrote {s['written']}: epoch 0 of {s['trainer']} with every tensor of the 2d model "
               f"({s['dataset']}, {s['plans']}, {s['configuration']}, fold {s['fold']}), segmentation layers "
               f"included, and {len(s['initialised'])} keys of its modules ({s['modules']}, seed {s['seed']}). Next:\n"
-              f"  nnUNetv2_train {s['dataset']} {s['configuration']} {s['fold']} -tr {s['trainer']} -p {s['plans']} --c")
+              f"  nnUNetv2_train {s['dataset']} {s['configuration']} {s['fold']} -tr {s['trainer']} "
+              f"-p {s['plans']} --c")
         return 0
     print(f"wrote {os.path.abspath(args.o)}: {len(s['transferred'])} keys of the 2d model "
           f"({s['dataset']}, {s['plans']}, {s['configuration']}, fold {s['fold']}), "

@@ -5,13 +5,16 @@ import sys
 import time
 from typing import List, Optional
 
-from nnunet_distilldsm import trainer_dir
+from nnunet_distilldsm import benchmarks, trainer_dir
 
 
 def nnunet_environment(base: Optional[dict] = None, **overrides: str) -> dict:
-    """`base` (default os.environ) with nnUNet_extTrainer set to this plugin's trainer folder unless given."""
+    """`base` (default os.environ) with this plugin's trainer folders added to nnUNet_extTrainer, after any
+    folders already there: the user's trainers, then the benchmark's budgets and ablations."""
     env = dict(os.environ if base is None else base, **overrides)
-    env.setdefault("nnUNet_extTrainer", trainer_dir())
+    folders = [f for f in env.get("nnUNet_extTrainer", "").split(os.pathsep) if f]
+    folders += [f for f in (trainer_dir(), benchmarks.trainer_dir()) if f not in folders]
+    env["nnUNet_extTrainer"] = os.pathsep.join(folders)
     return env
 
 

@@ -32,8 +32,10 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import save_json
 from nnunetv2.inference.export_prediction import export_prediction_from_logits
 from nnunetv2.utilities.file_path_utilities import check_workers_alive_and_busy, get_output_folder
-from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder, \
-    get_identifiers_from_splitted_dataset_folder
+from nnunetv2.utilities.utils import (
+    create_lists_from_splitted_dataset_folder,
+    get_identifiers_from_splitted_dataset_folder,
+)
 
 from nnunet_distilldsm.whole_stack_predictor import WholeStackPredictor
 

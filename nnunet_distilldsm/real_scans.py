@@ -39,7 +39,8 @@ class Source:
 
 
 SOURCES = (
-    Source("icbm152_2009a", "pip", "nilearn==0.14.1", "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
+    Source("icbm152_2009a", "pip", "nilearn==0.14.1",
+           "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
            ("nilearn/datasets/data/mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
             "nilearn/datasets/data/mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"), "tissue",
            "nilearn-0.14.1.dist-info/licenses/LICENSE",

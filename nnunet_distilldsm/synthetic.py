@@ -124,7 +124,8 @@ def write_dataset(raw_root: str, dataset_id: Optional[int] = None, name: Optiona
     for i in range(n_train + n_test):
         image, label = make_case(rng, tuple(shape), spacing, variant=variant)
         split = "Tr" if i < n_train else "Ts"
-        for arr, path in ((image, f"images{split}/case_{i:03d}_0000.nii.gz"), (label, f"labels{split}/case_{i:03d}.nii.gz")):
+        for arr, path in ((image, f"images{split}/case_{i:03d}_0000.nii.gz"), (label,
+                                                                               f"labels{split}/case_{i:03d}.nii.gz")):
             itk = sitk.GetImageFromArray(arr)
             itk.SetSpacing(sitk_spacing)
             sitk.WriteImage(itk, os.path.join(folder, path))

@@ -71,17 +71,18 @@ def run(cmd, env, timeout=900, check=True):
     proc = subprocess.run([os.path.join(BIN, cmd[0]), *cmd[1:]], env=env, capture_output=True, text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-4000:]}")
     return proc
 
 
 def nnunet_env(root):
-    env = dict(os.environ)
+    """nnU-Net's folders under `root`, with the user's trainers and the benchmark's (the tests train short budgets)."""
+    from nnunet_distilldsm.nnunet_commands import nnunet_environment
+    env = {k: v for k, v in os.environ.items() if k != "nnUNet_extTrainer"}
     env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "pre"), nnUNet_results=str(root / "res"),
                nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1", OMP_NUM_THREADS="2")
-    from nnunet_distilldsm import trainer_dir
-    env["nnUNet_extTrainer"] = trainer_dir()
-    return env
+    return nnunet_environment(env)
 
 
 @pytest.fixture(scope="session")

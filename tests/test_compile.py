@@ -4,8 +4,8 @@ Built as DistillDSMTrainer plans it: a module after every conv (one per block is
 import pytest
 import torch
 
-from nnunet_distilldsm.architectures import SlabUNet
 from helpers import SMALL
+from nnunet_distilldsm.architectures import SlabUNet
 
 
 @pytest.mark.parametrize("dsm", ["distill", "residual"])

@@ -3,9 +3,16 @@ import pytest
 import torch
 from torch import nn
 
-from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM, check_alpha, check_shift_fraction, \
-    fold_depth, set_slab_depth, unfold_depth
 from dependence import slices_reached
+from nnunet_distilldsm.architectures.depth_shift import (
+    DistillDSM,
+    ResidualDSM,
+    check_alpha,
+    check_shift_fraction,
+    fold_depth,
+    set_slab_depth,
+    unfold_depth,
+)
 
 
 class Stack(nn.Module):

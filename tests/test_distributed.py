@@ -9,8 +9,8 @@ import torch.multiprocessing as mp
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from nnunet_distilldsm.architectures import SlabUNet
 from helpers import SMALL
+from nnunet_distilldsm.architectures import SlabUNet
 
 B, C, D, H, W = 4, 1, 5, 16, 16
 NUM_CLASSES, LR, WORLD = 2, 0.1, 2

@@ -257,6 +257,7 @@ def test_identity_modules_need_distill_dsm_modules(stock_2d, tmp_path):
 def test_widened_first_conv_matches_slab_unet_channel_order_with_two_modalities(k):
     """Two modalities: SlabUNet orders its input modality-major; the widened weights must follow it."""
     from dynamic_network_architectures.architectures.unet import PlainConvUNet
+
     from nnunet_distilldsm.architectures import SlabUNet
     from nnunet_distilldsm.from_2d import widen_first_conv
     small = dict(n_stages=3, features_per_stage=[8, 16, 32], conv_op=torch.nn.Conv2d, kernel_sizes=[[3, 3]] * 3,
@@ -337,7 +338,8 @@ def resenc_architecture(env):
 
 MISMATCHES = {
     "stages": ("plans.json", fewer_stages, "stages: checkpoint 4, plans 3"),
-    "features": ("plans.json", other_features, "features per stage: checkpoint [32, 64, 128, 256], plans [32, 48, 128, 256]"),
+    "features": ("plans.json", other_features,
+                 "features per stage: checkpoint [32, 64, 128, 256], plans [32, 48, 128, 256]"),
     "input channels": ("dataset.json", lambda d: d["channel_names"].update({"1": "T2"}),
                        "input channels: checkpoint 1, plans 2"),
     "classes": ("dataset.json", lambda d: d["labels"].update({"extra": 3}), "classes: checkpoint 3, plans 4"),

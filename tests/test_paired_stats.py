@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from nnunet_distilldsm.benchmarks import report
+from nnunet_distilldsm.benchmarks.budget_trainers import Model
 from nnunet_distilldsm.benchmarks.paired_stats import paired_difference
 from nnunet_distilldsm.benchmarks.run_store import load_runs, run_file, write_json
 
@@ -67,7 +68,7 @@ def test_too_few_samples_give_no_interval_and_no_verdict():
 
 
 def test_tables_of_a_single_run_say_no_ci(tmp_path):
-    models = [("nnU-Net 2d", "T2", "2d", "stock"), ("Distill DSM", "TD", "2d", "stock")]
+    models = [Model("nnU-Net 2d", "nnUNetTrainer", "bench"), Model("Distill DSM", "DistillDSMTrainer", "bench")]
     write_runs(tmp_path, "nnU-Net 2d", {"fold0_seed0": {"case_0": 0.5}})
     write_runs(tmp_path, "Distill DSM", {"fold0_seed0": {"case_0": 0.9}})
     rows = report.aggregate(str(tmp_path), "DatasetX", "p", models)
@@ -87,8 +88,9 @@ def write_runs(out, model, dice_by_run, train_s=100.0):
 
 
 def test_aggregate_gives_one_row_per_model_with_paired_columns(tmp_path):
-    models = [("nnU-Net 2d", "T2", "2d", "stock"), ("nnU-Net 3d_fullres", "T3", "3d_fullres", "stock"),
-              ("Distill DSM", "TD", "2d", "stock"), ("Not run", "TN", "2d", "stock")]
+    models = [Model("nnU-Net 2d", "nnUNetTrainer", "bench"), Model("nnU-Net 3d_fullres", "nnUNetTrainer", "bench",
+                                                                   "3d_fullres"),
+              Model("Distill DSM", "DistillDSMTrainer", "bench"), Model("Not run", "SlabTrainer", "bench")]
     write_runs(tmp_path, "nnU-Net 2d", table(0.6, seed=1), train_s=50)
     write_runs(tmp_path, "nnU-Net 3d_fullres", table(0.9, seed=2), train_s=200)
     write_runs(tmp_path, "Distill DSM", table(0.85, seed=3, runs=2), train_s=60)
@@ -102,7 +104,7 @@ def test_aggregate_gives_one_row_per_model_with_paired_columns(tmp_path):
     assert dsm["dice_vs_2d"] == pytest.approx(0.25, abs=0.03)
     assert rows[0]["dice_vs_2d"] == 0 and rows[0]["verdict_vs_2d"] == ""  # the reference against itself
     write_runs(tmp_path, "Residual DSM", table(0.65, seed=4, runs=2), train_s=55)
-    models.insert(2, ("Residual DSM", "TR", "2d", "stock"))
+    models.insert(2, Model("Residual DSM", "ResidualDSMTrainer", "bench"))
     pairs = report.between_models(str(tmp_path), "DatasetX", "p", models)
     assert [(a, b) for a, b, _ in pairs] == [("Residual DSM", "Distill DSM")]  # references and unrun models left out
     assert pairs[0][2].verdict == "worse" and pairs[0][2].mean == pytest.approx(-0.2, abs=0.03)
@@ -113,7 +115,7 @@ def test_aggregate_gives_one_row_per_model_with_paired_columns(tmp_path):
     for col in ("runs", "dice_mean", "dice_vs_2d", "dice_vs_2d_lo", "dice_vs_2d_hi", "dice_vs_3d", "dice_vs_3d_lo",
                 "dice_vs_3d_hi", "train_s_total"):
         assert all(not math.isnan(float(r[col])) for r in csv_rows), col
-    assert csv_rows[2]["trainer"] == "TD" and csv_rows[2]["configuration"] == "2d"
+    assert csv_rows[2]["trainer"] == "DistillDSMTrainer_bench" and csv_rows[2]["configuration"] == "2d"
     assert "bootstrap" in open(stem + ".md").read()
 
 
@@ -128,5 +130,6 @@ def test_equal_time_runs_of_another_budget_are_refused_with_what_to_pass(tmp_pat
         check_budget(str(tmp_path), "DatasetX", "equal-time", 720.0)
     write_json(run_file(str(tmp_path), "DatasetX", "equal-time", "nnU-Net 2d", 0, 0),
                {"run": "fold0_seed0", "cases": {}})  # no budget recorded
-    with pytest.raises(SystemExit, match=r"minutes per model: none\) than this invocation's 6: the folder mixes budgets"):
+    with pytest.raises(SystemExit,
+                       match=r"minutes per model: none\) than this invocation's 6: the folder mixes budgets"):
         check_budget(str(tmp_path), "DatasetX", "equal-time", 360.0)

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 import torch
 
 from conftest import nnunet_env, run
-from nnunet_distilldsm.trainers.slab_plans import SlabPlanError, make_slab_plans
+from nnunet_distilldsm.trainers.slab_plans import SlabPlanError, SlabRecipe, make_slab_plans
 
 DS, DS_ID, TRAINER = "Dataset903_Mixed", "903", "DistillDSMTrainer_tiny"
 # c0-c5: 12 slices with a bright square in every slice; c6: a single slice; c7: 12 slices, all background
@@ -101,7 +101,7 @@ def test_plans_without_2d_configuration_name_the_command_that_makes_them():
                         "strides": [[1, 1, 1], [2, 2, 2]]}, "_kw_requires_import": []}}},
         "original_median_shape_after_transp": [16, 64, 64]}
     with pytest.raises(SlabPlanError, match=r"nnUNetv2_plan_and_preprocess -d DATASET -c 2d") as err:
-        make_slab_plans(plans, "2d")
+        make_slab_plans(plans, "2d", SlabRecipe(dsm="distill"))
     assert "'2d'" in str(err.value) and "3d_fullres" in str(err.value)
 
 

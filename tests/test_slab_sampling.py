@@ -1,4 +1,4 @@
-"""How slab trainers sample: foreground oversampling at any slab batch, and slabs per batch (issue 11).
+"""How slab trainers sample: foreground oversampling at any slab batch, and slabs per batch.
 
 Each trainer is built from the planned dataset in a fresh process (nnU-Net reads its folders from
 the environment at import), and nnU-Net's own data loader is asked which samples of a batch it
@@ -15,8 +15,7 @@ import json, os, sys
 import numpy as np, torch
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunet_distilldsm import trainers
+from nnunet_distilldsm.benchmarks.budget_trainers import find_trainer
 
 pre = os.path.join(os.environ["nnUNet_preprocessed"], "Dataset901_DepthContext")
 plans = json.load(open(os.path.join(pre, "nnUNetPlans.json")))
@@ -24,7 +23,7 @@ dataset_json = json.load(open(os.path.join(pre, "dataset.json")))
 np.random.seed(0)
 out = {}
 for name in sys.argv[1:]:
-    cls = nnUNetTrainer if name == "nnUNetTrainer" else getattr(trainers, name)
+    cls = find_trainer(name)
     # nnU-Net 2.8's run_training adds continue_training to the plans, and the trainer pops it
     t = cls({**plans, "continue_training": False}, "2d", 0, dataset_json, torch.device("cpu"))
     t._set_batch_size_and_oversample()  # what initialize() does first

@@ -7,11 +7,11 @@ import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-from nnunet_distilldsm.architectures import SlabUNet
-from nnunet_distilldsm.architectures.depth_shift import DepthShiftModule
-from nnunet_distilldsm.trainers.slab_plans import make_slab_plans
 from dependence import slices_reached
 from helpers import SMALL, load_plans
+from nnunet_distilldsm.architectures import SlabUNet
+from nnunet_distilldsm.architectures.depth_shift import DepthShiftModule
+from nnunet_distilldsm.trainers.slab_plans import SlabRecipe, make_slab_plans
 
 
 def n_modules(net):
@@ -75,7 +75,7 @@ def test_converted_real_plan_adds_only_module_parameters(planned, plans_name, ds
     env, _ = planned
     plans = load_plans(env, plans_name)
     plans2d = plans["configurations"]["2d"]["architecture"]
-    slab = make_slab_plans(plans, "2d", dsm=dsm)["configurations"]["2d"]
+    slab = make_slab_plans(plans, "2d", SlabRecipe(dsm=dsm))["configurations"]["2d"]
     arch = slab["architecture"]
     assert len(slab["patch_size"]) == 3 and all(s[0] == 1 for s in arch["arch_kwargs"]["strides"])
     build = lambda a: get_network_from_plans(a["network_class_name"], a["arch_kwargs"], a["_kw_requires_import"],  # noqa
@@ -115,7 +115,8 @@ def test_chunked_inference_equals_one_pass_over_the_whole_stack(chunk):
     # a halo one slice short of the reach is not exact: the halo is what makes chunks exact
     depth = x.shape[2]
     with torch.no_grad():
-        short = torch.cat([net._forward_slab(x[:, :, max(0, s - 3):s + chunk + 3])[:, :, s - max(0, s - 3):][:, :, :chunk]
+        short = torch.cat([net._forward_slab(x[:, :, max(0, s - 3):s + chunk + 3])[:, :, s - max(0, s - 3):][:, :,
+                                                                                                             :chunk]
                            for s in range(0, depth, chunk)], dim=2)
     assert short.shape == whole.shape and not torch.allclose(short, whole, rtol=1e-6, atol=1e-6)
 

@@ -14,7 +14,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from conftest import DS, predict, raw, results, run
 from dependence import slices_reached
 from nnunet_distilldsm.architectures import SlabUNet
-from nnunet_distilldsm.trainers.slab_plans import make_slab_plans
+from nnunet_distilldsm.trainers.slab_plans import SlabRecipe, make_slab_plans
 
 SMALL = dict(n_stages=3, features_per_stage=[8, 16, 32], conv_op=torch.nn.Conv2d, kernel_sizes=[[1, 3, 3]] * 3,
              strides=[[1, 1, 1], [1, 2, 2], [1, 2, 2]], n_conv_per_stage=[2, 2, 2], n_conv_per_stage_decoder=[2, 2],
@@ -87,7 +87,7 @@ def test_parameters_are_the_2d_network_plus_the_first_convs_extra_inputs(planned
     env, _ = planned
     plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], DS, f"{plans_name}.json")))
     plans2d = plans["configurations"]["2d"]["architecture"]
-    arch = make_slab_plans(plans, "2d", dsm="none", input_neighbours=k)["configurations"]["2d"]["architecture"]
+    arch = make_slab_plans(plans, "2d", SlabRecipe(input_neighbours=k))["configurations"]["2d"]["architecture"]
     assert arch["arch_kwargs"]["input_neighbours"] == k
     for channels in (1, 2):
         net2d, net = build(plans2d, channels), build(arch, channels)
@@ -105,7 +105,8 @@ def test_parameters_are_the_2d_network_plus_the_first_convs_extra_inputs(planned
 def test_distill_dsm_on_slices_as_channels_has_both(planned):
     """DistillDSMTrainer_slicesAsChannels: Distill DSM's modules (one per block, as benchmarked) and the +-2
     input channels, so an output slice reaches 2 slices further than with those modules alone."""
-    from nnunet_distilldsm.trainers import DistillDSMTrainer_perBlock, DistillDSMTrainer_slicesAsChannels
+    from nnunet_distilldsm.benchmarks.budget_trainers import DistillDSMTrainer_slicesAsChannels
+    from nnunet_distilldsm.trainers import DistillDSMTrainer_perBlock
     env, _ = planned
     plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], DS, "nnUNetPlans.json")))
     reach = {}

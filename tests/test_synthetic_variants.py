@@ -127,7 +127,8 @@ def test_ends_variant_writes_an_nnunet_raw_dataset(tmp_path):
     assert meta["labels"] == {"background": 0, "tapered": 1, "flat": 2}
     assert meta["numTraining"] == 3 and meta["file_ending"] == ".nii.gz" and meta["channel_names"] == {"0": "MRI"}
     assert meta["name"] == "DepthEnds" and "taper" in meta["description"] and "flat" in meta["description"]
-    listing = {sub: sorted(os.listdir(os.path.join(folder, sub))) for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs")}
+    listing = {sub: sorted(os.listdir(os.path.join(folder, sub))) for sub in ("imagesTr", "labelsTr", "imagesTs",
+                                                                              "labelsTs")}
     assert listing["imagesTr"] == [f"case_{i:03d}_0000.nii.gz" for i in range(3)]
     assert listing["labelsTr"] == [f"case_{i:03d}.nii.gz" for i in range(3)]
     assert listing["imagesTs"] == [f"case_{i:03d}_0000.nii.gz" for i in (3, 4)]
@@ -147,6 +148,7 @@ def test_ends_variant_writes_an_nnunet_raw_dataset(tmp_path):
                                                        ("ends", "Dataset903_DepthEnds", "903")])
 def test_benchmark_synthetic_writes_and_uses_the_variants_dataset(tmp_path, monkeypatch, variant, folder, dataset):
     import nnunetv2.paths
+
     from nnunet_distilldsm.benchmarks import benchmark
     monkeypatch.setattr(nnunetv2.paths, "nnUNet_raw", str(tmp_path))
     monkeypatch.setattr(benchmark, "require_benchmark_dependencies", lambda: None)

@@ -198,7 +198,8 @@ def test_whole_stack_prediction_of_a_stock_2d_model_names_the_command_to_use(sto
 
 @pytest.mark.parametrize("folder_of,checkpoint_of,message", [
     (TRAINER, "nnUNetTrainer_tiny", "these weights do not fit"),  # SlabUNet.load_state_dict
-    ("nnUNetTrainer_tiny", TRAINER, "mixes files of different trainings"),  # DistillDSMTrainer.build_network_architecture
+    # DistillDSMTrainer.build_network_architecture:
+    ("nnUNetTrainer_tiny", TRAINER, "mixes files of different trainings"),
 ])
 def test_checkpoint_of_another_training_in_a_model_folder_is_refused_with_the_fix(trained, stock_2d, tmp_path,
                                                                                   folder_of, checkpoint_of, message):

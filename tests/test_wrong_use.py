@@ -5,15 +5,13 @@ import os
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 import torch
 
 from conftest import nnunet_env, run
 from helpers import load_dataset_json, load_plans
 from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM
 from nnunet_distilldsm.trainers import DistillDSMTrainer
-from nnunet_distilldsm.trainers.slab_plans import SlabPlanError, make_slab_plans
-
+from nnunet_distilldsm.trainers.slab_plans import SlabPlanError, SlabRecipe, make_slab_plans
 
 SLAB_TRAINERS = ["DistillDSMTrainer", "SlicesAsChannelsTrainer"]
 
@@ -75,8 +73,8 @@ def test_alpha_that_cannot_split_nnunet_channels():
         "arch_kwargs": {"features_per_stage": [32, 64], "kernel_sizes": [[3, 3]] * 2, "strides": [[1, 1], [2, 2]]},
         "_kw_requires_import": []}}}, "original_median_shape_after_transp": [10, 64, 64]}
     with pytest.raises(SlabPlanError, match="not a multiple of 4"):
-        make_slab_plans(plans, "2d", alpha=0.1)
-    cfg = make_slab_plans(plans, "2d")["configurations"]["2d"]
+        make_slab_plans(plans, "2d", SlabRecipe(dsm="distill", alpha=0.1))
+    cfg = make_slab_plans(plans, "2d", SlabRecipe(dsm="distill"))["configurations"]["2d"]
     assert cfg["patch_size"] == [8, 64, 64] and cfg["batch_size"] == 1  # 10 slices do not fit a batch of 8
 
 
@@ -88,20 +86,20 @@ def test_module_setting_outside_its_range_is_refused_by_the_slab_plans(planned, 
     """On nnU-Net's real plans: the plan refuses what the network would refuse, with the network's own message."""
     env, _ = planned
     with pytest.raises(SlabPlanError) as e:
-        make_slab_plans(load_plans(env), "2d", dsm=dsm, trainer_name="MyDSMTrainer", **{setting: value})
+        make_slab_plans(load_plans(env), "2d", SlabRecipe(dsm=dsm, **{setting: value}), trainer_name="MyDSMTrainer")
     message = str(e.value)
     assert message.startswith("MyDSMTrainer: ")
     assert message.endswith(f"(checked at stage 0 of the planned 2d network, 32 channels). Set {setting} in the "
-                            f"trainer class to a value that fits")
+                            f"trainer's recipe to a value that fits")
     with pytest.raises(ValueError) as module_error:
         DistillDSM(32, value) if dsm == "distill" else ResidualDSM(32, value)
     assert str(module_error.value) in message  # one rule, stated once: the module's
     # the other module kind ignores the setting, and the edge values are accepted
     other = "residual" if dsm == "distill" else "distill"
-    assert make_slab_plans(load_plans(env), "2d", dsm=other, **{setting: value})["configurations"]["2d"][
+    assert make_slab_plans(load_plans(env), "2d", SlabRecipe(dsm=other, **{setting: value}))["configurations"]["2d"][
         "architecture"]["arch_kwargs"]["dsm"] == other
     edge = {"alpha": 1.0, "shift_fraction": 0.5}[setting]
-    kwargs = make_slab_plans(load_plans(env), "2d", dsm=dsm, **{setting: edge})["configurations"]["2d"][
+    kwargs = make_slab_plans(load_plans(env), "2d", SlabRecipe(dsm=dsm, **{setting: edge}))["configurations"]["2d"][
         "architecture"]["arch_kwargs"]
     assert kwargs[setting] == edge
 
@@ -111,7 +109,8 @@ def test_trainer_with_alpha_outside_0_1_stops_at_its_start(planned, alpha):
     """nnUNetv2_train builds the trainer first: a trainer class setting a bad alpha fails there, with SlabPlanError,
     before nnU-Net's own __init__ (nothing built, nothing written)."""
     env, _ = planned
-    trainer = type("DistillDSMTrainer_badAlpha", (DistillDSMTrainer,), {"alpha": alpha})
+    trainer = type("DistillDSMTrainer_badAlpha", (DistillDSMTrainer,), {"recipe": SlabRecipe(dsm="distill",
+                                                                                             alpha=alpha)})
     with pytest.raises(SlabPlanError, match=r"^DistillDSMTrainer_badAlpha: Distill DSM: alpha must be in \(0, 1\] .*, "
                                             r"got " + str(alpha)):
         trainer(load_plans(env), "2d", 0, load_dataset_json(env), torch.device("cpu"))

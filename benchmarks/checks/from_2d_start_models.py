@@ -16,8 +16,14 @@ import os
 
 import torch
 
-from nnunet_distilldsm.benchmarks.benchmark import (benchmark_cases, dataset_folder, evaluate, load_predictor,
-                                                    model_identifier, predict_timed)
+from nnunet_distilldsm.benchmarks.benchmark import (
+    benchmark_cases,
+    dataset_folder,
+    evaluate,
+    load_predictor,
+    model_identifier,
+    predict_timed,
+)
 from nnunet_distilldsm.benchmarks.paired_stats import paired_difference
 from nnunet_distilldsm.benchmarks.run_store import case_dice, load_runs
 
@@ -26,7 +32,8 @@ DATASET, PROFILE, START = "Dataset901_DepthContext", "from-2d-start", "nnUNetTra
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("model", help="the fine-tune's model name in the profile, e.g. 'Distill DSM from 2d, identity modules, "
+    p.add_argument("model",
+                   help="the fine-tune's model name in the profile, e.g. 'Distill DSM from 2d, identity modules, "
                                  "2d seg layers kept'")
     p.add_argument("-f", "--folds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("-o", "--out", default="benchmarks")
@@ -41,7 +48,8 @@ def main():
         cases = benchmark_cases(raw, pre, fold, ".nii.gz")
         pred = os.path.join(args.out, "work", DATASET, "from-2d-start-models", f"fold{fold}")
         predict_timed(load_predictor("stock", folder, fold, torch.device("cpu")), cases, pred)
-        starts[fold] = {"run": f"fold{fold}_seed0", "fold": fold, "seed": 0, "cases": evaluate(cases, pred, ".nii.gz", labels)}
+        starts[fold] = {"run": f"fold{fold}_seed0", "fold": fold, "seed": 0, "cases": evaluate(cases, pred, ".nii.gz",
+                                                                                               labels)}
     tuned = {r["fold"]: r for r in load_runs(args.out, DATASET, PROFILE, args.model) if r["fold"] in starts}
     for fold in args.folds:
         d = case_dice([tuned[fold]])[tuned[fold]["run"]]

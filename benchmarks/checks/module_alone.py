@@ -12,7 +12,6 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests"))
 import reference_depth_shift as reference  # noqa: E402
-
 from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM  # noqa: E402
 
 

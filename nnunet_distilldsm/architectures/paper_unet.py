@@ -60,7 +60,8 @@ class PaperUNet(nn.Module):
 
 PAPER_PARAMETER_COUNTS = [  # (network, dsm, alpha, inputs, outputs, the paper's count)
     ("2D U-Net", "none", 0.5, 4, 3, 1_082_211), ("Distill DSM, alpha 1/2", "distill", 0.5, 1, 2, 1_216_266),
-    ("Distill DSM, alpha 1/4", "distill", 0.25, 2, 2, 1_115_606), ("Distill DSM, alpha 1", "distill", 1.0, 2, 2, 1_619_330)]
+    ("Distill DSM, alpha 1/4", "distill", 0.25, 2, 2, 1_115_606), ("Distill DSM, alpha 1", "distill", 1.0, 2, 2,
+                                                                   1_619_330)]
 
 
 def paper_parameter_table() -> str:

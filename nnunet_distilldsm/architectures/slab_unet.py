@@ -15,8 +15,7 @@ from dynamic_network_architectures.building_blocks.simple_conv_blocks import Con
 from torch import nn
 from torch.nn import functional as F
 
-from nnunet_distilldsm.architectures.depth_shift import DSM_KINDS, DepthShiftModule, fold_depth, make_dsm, \
-    unfold_depth
+from nnunet_distilldsm.architectures.depth_shift import DSM_KINDS, DepthShiftModule, fold_depth, make_dsm, unfold_depth
 from nnunet_distilldsm.architectures.recompute import recompute_outputs
 
 PLACEMENTS = ("block", "conv")

@@ -9,7 +9,8 @@ only the runs whose file is missing, so a study can be split over invocations an
 Profiles (docs/benchmark.md): `cpu-small` (every model 625 iterations), `equal-time` (every
 model the same training seconds: its epochs follow from its own seconds per epoch, measured by
 a short calibration training in the same study), `equal-wallclock` (every model trains until its
-own clock has spent the same wall-clock seconds: trainers/wall_clock.py), `channels-ablation`, `slab-recipe` (and `slab-recipe-per-conv`), `module-recipe` (and `equal-wallclock-module-recipe`), `from-2d-start`, `slab-sweep`, `full`
+own clock has spent the same wall-clock seconds: wall_clock.py), `channels-ablation`, `slab-recipe` (and
+`slab-recipe-per-conv`), `module-recipe` (and `equal-wallclock-module-recipe`), `from-2d-start`, `slab-sweep`, `full`
 (nnU-Net's 1000 epochs), `tiny`, `equal-time-tiny` and `equal-wallclock-tiny` (tests).
 Costs (parameters, FLOPs, inference seconds per voxel with the models taking turns for
 --rounds rounds, training step time and memory) are measured once per profile, on the first
@@ -30,122 +31,126 @@ import SimpleITK as sitk
 import torch
 
 from nnunet_distilldsm.benchmarks import report
-from nnunet_distilldsm.benchmarks.metrics import (MissingBenchmarkDependency, dice, flops_per_voxel, hd95,
-                                                  require_benchmark_dependencies)
+from nnunet_distilldsm.benchmarks.budget_trainers import Model, find_trainer, trainer_name
+from nnunet_distilldsm.benchmarks.metrics import (
+    MissingBenchmarkDependency,
+    dice,
+    flops_per_voxel,
+    hd95,
+    require_benchmark_dependencies,
+)
 from nnunet_distilldsm.benchmarks.model_folder import network_from_model_folder
-from nnunet_distilldsm.benchmarks.run_store import (check_budget, cost_file, profile_folder, read_json, run_file,
-                                                    run_id, slug, source_commit, write_json)
+from nnunet_distilldsm.benchmarks.run_store import (
+    check_budget,
+    cost_file,
+    profile_folder,
+    read_json,
+    run_file,
+    run_id,
+    slug,
+    source_commit,
+    write_json,
+)
 from nnunet_distilldsm.nnunet_commands import nnunet_environment, run_nnunet
 
-STANDARD = [("nnU-Net 2d", "nnUNetTrainer", "2d", "stock"),
-            ("nnU-Net 3d_fullres", "nnUNetTrainer", "3d_fullres", "stock"),
-            ("Residual DSM", "ResidualDSMTrainer", "2d", "stock"),
-            ("nnU-Net 2d, slices as channels +-2", "SlicesAsChannelsTrainer", "2d", "stock"),
-            ("Distill DSM", "DistillDSMTrainer", "2d", "stock"),
-            ("Distill DSM, whole stack", "DistillDSMTrainer", "2d", "whole-stack")]
-# one module per block, the default until issue 11: the "Distill DSM" of every study run before the switch, so
-# their committed rows keep their meaning (and a study resumed on more folds trains the same recipe)
-PER_BLOCK = [("Distill DSM per block", "DistillDSMTrainer_perBlock", "2d", "stock"),
-             ("Distill DSM per block, whole stack", "DistillDSMTrainer_perBlock", "2d", "whole-stack")]
+STANDARD = [Model("nnU-Net 2d", "nnUNetTrainer", None), Model("nnU-Net 3d_fullres", "nnUNetTrainer", None,
+                                                              "3d_fullres"),
+            Model("Residual DSM", "ResidualDSMTrainer", None),
+            Model("nnU-Net 2d, slices as channels +-2", "SlicesAsChannelsTrainer", None),
+            Model("Distill DSM", "DistillDSMTrainer", None),
+            Model("Distill DSM, whole stack", "DistillDSMTrainer", None, predictor="whole-stack")]
+# one module per block (the authors' code): the "Distill DSM per block" rows of the studies
+PER_BLOCK = [Model("Distill DSM per block", "DistillDSMTrainer_perBlock", None),
+             Model("Distill DSM per block, whole stack", "DistillDSMTrainer_perBlock", None, predictor="whole-stack")]
+TWO_D, THREE_D = STANDARD[:2]
 
 
 def budgeted(models, budget: str):
-    return [(m, f"{t}_{budget}", c, p) for m, t, c, p in models]
+    return [m.with_budget(budget) for m in models]
 
 
-FROM_2D = ("Distill DSM from 2d", "DistillDSMTrainer_from2d", "2d", "stock")
-FROM_2D_PER_BLOCK = ("Distill DSM per block from 2d", "DistillDSMTrainer_perBlock_from2d", "2d", "stock")
-# fine-tune trainer -> the 2d trainer whose model (same fold and seed) it starts from, via `nnunet-distilldsm from-2d`
-STARTS_FROM = {"DistillDSMTrainer_from2d_bench": "nnUNetTrainer_bench", "DistillDSMTrainer_from2d_tiny": "nnUNetTrainer_tiny",
-               "DistillDSMTrainer_perBlock_from2d_bench": "nnUNetTrainer_bench",
-               "DistillDSMTrainer_identityStart_from2d_bench": "nnUNetTrainer_bench",
-               "DistillDSMTrainer_identityStartSeg_from2d_bench": "nnUNetTrainer_bench",
-               "DistillDSMTrainer_from2d_timed": "nnUNetTrainer_timedStart",
-               "DistillDSMTrainer_perBlock_from2d_timed": "nnUNetTrainer_timedStart"}
+FROM_2D = Model("Distill DSM from 2d", "DistillDSMTrainer", None)  # with a from2d_* budget
+FROM_2D_PER_BLOCK = Model("Distill DSM per block from 2d", "DistillDSMTrainer_perBlock", None)
+# a fine-tune's budget -> the budget of the nnU-Net 2d model (same fold and seed) it starts from via `from-2d`
+STARTS_FROM = {"from2d_bench": "bench", "from2d_tiny": "tiny", "from2d_timed": "timedStart"}
 # fine-tunes started by `from-2d --keep-seg-layers` (the 2d segmentation layers kept; nnUNetv2_train --c)
-KEEPS_SEG_LAYERS = {"DistillDSMTrainer_identityStartSeg_from2d_bench"}
+KEEPS_SEG_LAYERS = {"DistillDSMTrainer_identityStartSeg"}
 # equal-time: a from-2d run's 2d training counts towards its budget; the fine-tune gets this share of it
 # (as its iterations are 20% of the 2d model's in cpu-small), the 2d model it starts from the rest
 FROM_2D_SHARE = 0.2
-BUDGET_SHARE = {"DistillDSMTrainer_from2d_timed": FROM_2D_SHARE, "DistillDSMTrainer_perBlock_from2d_timed": FROM_2D_SHARE,
-                "nnUNetTrainer_timedStart": 1 - FROM_2D_SHARE}
-# equal-time trainers whose seconds per epoch another trainer's calibration measures (same network, same data)
-CALIBRATED_AS = {"DistillDSMTrainer_from2d_timed": "DistillDSMTrainer_calib",
-                 "DistillDSMTrainer_perBlock_from2d_timed": "DistillDSMTrainer_perBlock_calib",
-                 "nnUNetTrainer_timedStart": "nnUNetTrainer_calib"}
+BUDGET_SHARE = {"from2d_timed": FROM_2D_SHARE, "timedStart": 1 - FROM_2D_SHARE}
+TIMED_BUDGETS = ("timed", "from2d_timed", "timedStart")  # epochs from the recipe's `calib` training
 
-# the modules: share of channels distilled (alpha 1/4, 1/2 = default, 1 = the authors' code) and placement
-# (one per block, the default then; one after every conv = the paper's text, over twice the reach, the default since),
-# and the modules on top of slices as channels, which beat them alone at equal iterations
-MODULE_RECIPE = [m for m in STANDARD if m[0] in ("nnU-Net 2d", "nnU-Net 3d_fullres")] + PER_BLOCK[:1] + [
-    ("Distill DSM per block, alpha 1/4", "DistillDSMTrainer_alpha025", "2d", "stock"),
-    ("Distill DSM per block, alpha 1", "DistillDSMTrainer_alpha1", "2d", "stock"),
-    ("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv", "2d", "stock"),
-    ("Distill DSM per block, slices as channels +-2", "DistillDSMTrainer_slicesAsChannels", "2d", "stock"),
-    ("Distill DSM, a module after every conv, alpha 1", "DistillDSMTrainer_perConvAlpha1", "2d", "stock")]
 
-PROFILES = {  # name -> [(model name, trainer, configuration, predictor)]
-    "cpu-small": budgeted(STANDARD + [FROM_2D] + PER_BLOCK + [FROM_2D_PER_BLOCK], "bench"),
-    "equal-time": budgeted(STANDARD + [FROM_2D] + PER_BLOCK + [FROM_2D_PER_BLOCK], "timed"),
-    # equal time by each trainer's own clock (trainers/wall_clock.py), not by a calibrated number of epochs
+def with_from_2d(models, budget: str):
+    """`models` at `budget`, the from-2d fine-tunes at its from-2d budget."""
+    return [m.with_budget(f"from2d_{budget}" if m in (FROM_2D, FROM_2D_PER_BLOCK) else budget) for m in models]
+
+
+# the modules: share of channels distilled (alpha 1/4, 1/2, 1 = the authors' code) and placement (one per block;
+# one after every conv = the paper's text, over twice the reach), and the modules on top of slices as channels
+MODULE_RECIPE = [TWO_D, THREE_D, PER_BLOCK[0],
+                 Model("Distill DSM per block, alpha 1/4", "DistillDSMTrainer_alpha025", None),
+                 Model("Distill DSM per block, alpha 1", "DistillDSMTrainer_alpha1", None),
+                 Model("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv", None),
+                 Model("Distill DSM per block, slices as channels +-2", "DistillDSMTrainer_slicesAsChannels", None),
+                 Model("Distill DSM, a module after every conv, alpha 1", "DistillDSMTrainer_perConvAlpha1", None)]
+PER_CONV = "Distill DSM, a module after every conv"
+
+PROFILES = {  # name -> [Model]
+    "cpu-small": with_from_2d(STANDARD + [FROM_2D] + PER_BLOCK + [FROM_2D_PER_BLOCK], "bench"),
+    "equal-time": with_from_2d(STANDARD + [FROM_2D] + PER_BLOCK + [FROM_2D_PER_BLOCK], "timed"),
+    # equal time by each trainer's own clock (wall_clock.py), not by a calibrated number of epochs
     "equal-wallclock": budgeted(STANDARD + PER_BLOCK, "wallclock"),
     "full": STANDARD,
     # neighbouring slices as input channels (2.5D): +-1 and +-2 against 2d and Distill DSM
-    "channels-ablation": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
-                          ("nnU-Net 2d, slices as channels +-1", "SlicesAsChannelsTrainer_k1_bench", "2d", "stock"),
-                          ("nnU-Net 2d, slices as channels +-2", "SlicesAsChannelsTrainer_bench", "2d", "stock"),
-                          ("Distill DSM per block", "DistillDSMTrainer_perBlock_bench", "2d", "stock")],
-    # the slab recipe (issue 11): foreground oversampling at one slab per batch, and slabs per batch at the
-    # 2d batch's voxels; all predicted as users predict (stock nnUNetv2_predict)
-    "slab-recipe": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
-                    ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),
-                    ("Distill DSM per block, stock oversampling", "DistillDSMTrainer_stockOversampling_bench", "2d",
-                     "stock"),
-                    ("Distill DSM per block", "DistillDSMTrainer_perBlock_bench", "2d", "stock"),
-                    ("Distill DSM per block, 2 slabs per batch", "DistillDSMTrainer_2slabs_bench", "2d", "stock"),
-                    ("Distill DSM per block, 3 slabs per batch", "DistillDSMTrainer_3slabs_bench", "2d", "stock")],
+    "channels-ablation": budgeted([TWO_D, Model("nnU-Net 2d, slices as channels +-1", "SlicesAsChannelsTrainer_k1",
+                                                None),
+                                   STANDARD[3], PER_BLOCK[0]], "bench"),
+    # the slab recipe: foreground oversampling at one slab per batch, and slabs per batch at the 2d batch's
+    # voxels; all predicted as users predict (stock nnUNetv2_predict)
+    "slab-recipe": budgeted([TWO_D, THREE_D,
+                             Model("Distill DSM per block, stock oversampling", "DistillDSMTrainer_stockOversampling",
+                                   None),
+                             PER_BLOCK[0],
+                             Model("Distill DSM per block, 2 slabs per batch", "DistillDSMTrainer_2slabs", None),
+                             Model("Distill DSM per block, 3 slabs per batch", "DistillDSMTrainer_3slabs", None)],
+                            "bench"),
     # the same on the default's network, a module after every conv (its planned row is module-recipe's model)
-    "slab-recipe-per-conv": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
-                             ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),
-                             ("Distill DSM, a module after every conv, stock oversampling",
-                              "DistillDSMTrainer_perConvStockOversampling_bench", "2d", "stock"),
-                             ("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv_bench", "2d", "stock"),
-                             ("Distill DSM, a module after every conv, 2 slabs per batch",
-                              "DistillDSMTrainer_perConv2slabs_bench", "2d", "stock"),
-                             ("Distill DSM, a module after every conv, 3 slabs per batch",
-                              "DistillDSMTrainer_perConv3slabs_bench", "2d", "stock")],
-    # the modules (issue 11), at equal iterations and at equal wall clock
+    "slab-recipe-per-conv": budgeted([TWO_D, THREE_D,
+                                      Model(f"{PER_CONV}, stock oversampling",
+                                            "DistillDSMTrainer_perConvStockOversampling", None),
+                                      Model(PER_CONV, "DistillDSMTrainer_perConv", None),
+                                      Model(f"{PER_CONV}, 2 slabs per batch", "DistillDSMTrainer_perConv2slabs", None),
+                                      Model(f"{PER_CONV}, 3 slabs per batch", "DistillDSMTrainer_perConv3slabs", None)],
+                                     "bench"),
+    # the modules, at equal iterations and at equal wall clock
     "module-recipe": budgeted(MODULE_RECIPE, "bench"),
     "equal-wallclock-module-recipe": budgeted(MODULE_RECIPE, "wallclock"),
     # how a fine-tune from the 2d model starts its modules: as initialised, or as identity convs
-    "from-2d-start": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
-                      ("nnU-Net 3d_fullres", "nnUNetTrainer_bench", "3d_fullres", "stock"),
-                      ("Distill DSM per block", "DistillDSMTrainer_perBlock_bench", "2d", "stock"),
-                      budgeted([FROM_2D_PER_BLOCK], "bench")[0],
-                      ("Distill DSM per block from 2d, identity modules", "DistillDSMTrainer_identityStart_from2d_bench",
-                       "2d", "stock"),
-                      ("Distill DSM per block from 2d, identity modules, 2d seg layers kept",
-                       "DistillDSMTrainer_identityStartSeg_from2d_bench", "2d", "stock")],
+    "from-2d-start": budgeted([TWO_D, THREE_D, PER_BLOCK[0]], "bench") + budgeted([
+        FROM_2D_PER_BLOCK,
+        Model("Distill DSM per block from 2d, identity modules", "DistillDSMTrainer_identityStart", None),
+        Model("Distill DSM per block from 2d, identity modules, 2d seg layers kept",
+              "DistillDSMTrainer_identityStartSeg",
+              None)], "from2d_bench"),
     # which slab depth buys the most accuracy per second of training; all predicted whole-stack
-    "slab-sweep": [("nnU-Net 2d", "nnUNetTrainer_bench", "2d", "stock"),
-                   ("Distill DSM per block, slab 4", "DistillDSMTrainer_slab4_bench", "2d", "whole-stack"),
-                   ("Distill DSM per block, slab 8", "DistillDSMTrainer_slab8_bench", "2d", "whole-stack"),
-                   ("Distill DSM per block, slab planned", "DistillDSMTrainer_perBlock_bench", "2d", "whole-stack"),
-                   ("Distill DSM per block, slab 16", "DistillDSMTrainer_slab16_bench", "2d", "whole-stack")],
-    "equal-time-tiny": budgeted([m for m in STANDARD if m[0] in ("nnU-Net 2d", "Distill DSM")] + [FROM_2D], "timed"),
-    "equal-wallclock-tiny": budgeted([m for m in STANDARD if m[0] in ("nnU-Net 2d", "Distill DSM")], "wallclock"),
-    "tiny": [("nnU-Net 2d", "nnUNetTrainer_tiny", "2d", "stock"), ("Distill DSM", "DistillDSMTrainer_tiny", "2d", "stock"),
-             ("Distill DSM, whole stack", "DistillDSMTrainer_tiny", "2d", "whole-stack"),
-             ("Distill DSM from 2d", "DistillDSMTrainer_from2d_tiny", "2d", "stock")],
+    "slab-sweep": budgeted([TWO_D] + [Model(f"Distill DSM per block, slab {d}", r, None,
+                                            predictor="whole-stack") for d, r in
+                                      (("4", "DistillDSMTrainer_slab4"), ("8", "DistillDSMTrainer_slab8"),
+                                       ("planned", "DistillDSMTrainer_perBlock"), ("16", "DistillDSMTrainer_slab16"))],
+                           "bench"),
+    "equal-time-tiny": with_from_2d([TWO_D, STANDARD[4], FROM_2D], "timed"),
+    "equal-wallclock-tiny": budgeted([TWO_D, STANDARD[4]], "wallclock"),
+    "tiny": with_from_2d([TWO_D, STANDARD[4], STANDARD[5], FROM_2D], "tiny"),
 }
 PREDICTORS = {"stock": "nnunetv2.inference.predict_from_raw_data.nnUNetPredictor",
               "whole-stack": "nnunet_distilldsm.whole_stack_predictor.WholeStackPredictor"}
-# a run of equal-time was 6 budgets (5 models and from-2d's two trainings) plus predictions: 36 training minutes
-# as calibrated, 68-73 min of wall time on the project's 2-core machine (benchmarks/results, session 5); with the
-# per-block rows beside the default it is 9 budgets
+# a run of equal-time is 9 budgets (7 models and the two from-2d trainings) plus predictions (docs/benchmark.md)
 DEFAULT_TRAIN_MINUTES = 6.0
 # equal iterations and equal time, in one accuracy-against-training-time plot
-TRADEOFF = {**{p: ("cpu-small", "equal-time", "equal-wallclock") for p in ("cpu-small", "equal-time", "equal-wallclock")},
+TRADEOFF = {**{p: ("cpu-small", "equal-time", "equal-wallclock") for p in ("cpu-small", "equal-time",
+                                                                           "equal-wallclock")},
             **{p: ("tiny", "equal-time-tiny", "equal-wallclock-tiny")
                for p in ("tiny", "equal-time-tiny", "equal-wallclock-tiny")}}
 
@@ -167,8 +172,10 @@ def dataset_folder(root: str, dataset: str) -> str:
 
 def benchmark_cases(raw: str, preprocessed: str, fold: int, ending: str):
     """[(case id, image files, label file)]: imagesTs with labelsTs if present, else fold's validation cases."""
-    from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder, \
-        get_identifiers_from_splitted_dataset_folder
+    from nnunetv2.utilities.utils import (
+        create_lists_from_splitted_dataset_folder,
+        get_identifiers_from_splitted_dataset_folder,
+    )
     if os.path.isdir(os.path.join(raw, "labelsTs")):
         img, lab = "imagesTs", "labelsTs"
         ids = sorted(get_identifiers_from_splitted_dataset_folder(os.path.join(raw, img), ending))
@@ -208,12 +215,11 @@ def training_record(model_folder: str, fold: int) -> dict:
     """Epochs, iterations and seconds in nnU-Net's training loop, from the final checkpoint's log: train_s
     sums the epochs' own seconds; wall_s runs from the first epoch's start to the last one's end, with the
     checkpoints and plots between epochs (and any interruption before a --c)."""
-    from nnunet_distilldsm.trainers import TRAINERS
     ckpt = torch.load(os.path.join(model_folder, f"fold_{fold}", "checkpoint_final.pth"), map_location="cpu",
                       weights_only=False)
     log = ckpt["logging"]
     seconds = [e - s for s, e in zip(log["epoch_start_timestamps"], log["epoch_end_timestamps"])]
-    trainer = TRAINERS.get(ckpt["trainer_name"])
+    trainer = find_trainer(ckpt["trainer_name"])
     per_epoch = getattr(trainer, "iterations_per_epoch", 250)  # nnUNetTrainer's default
     return {"epochs": len(seconds), "iterations": len(seconds) * per_epoch, "train_s": float(sum(seconds)),
             "wall_s": float(log["epoch_end_timestamps"][-1] - log["epoch_start_timestamps"][0]),
@@ -237,13 +243,13 @@ def evaluate(cases, pred_dir: str, ending: str, labels: Dict[int, str]) -> dict:
 def changed_architecture(model_folder: str, trainer: str, config: str, plans: dict) -> Dict[str, tuple]:
     """{arch kwarg: (in the model folder's plans.json, as `trainer` plans it now)} for each that differs:
     a trainer whose recipe changed (e.g. a new default placement) would otherwise reuse the old model."""
-    from nnunet_distilldsm.trainers import TRAINERS
     from nnunet_distilldsm.trainers.distill_dsm_trainer import SlabTrainer
-    cls = TRAINERS.get(trainer)
-    if cls is None:  # not one of this package's trainers (e.g. nnUNetTrainer itself): nnU-Net's plans, as planned
+    cls = find_trainer(trainer)
+    if cls is None:  # not one of the benchmark's trainers: nnU-Net's plans, as planned
         return {}
     now = cls.slab_plans(plans, config) if issubclass(cls, SlabTrainer) else plans
-    now = json.loads(json.dumps(now["configurations"][config]["architecture"]["arch_kwargs"]))  # tuples as JSON has them
+    # tuples as JSON has them
+    now = json.loads(json.dumps(now["configurations"][config]["architecture"]["arch_kwargs"]))
     then = read_json(os.path.join(model_folder, "plans.json"))["configurations"][config]["architecture"]["arch_kwargs"]
     return {k: (then.get(k), now.get(k)) for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)}
 
@@ -274,14 +280,15 @@ class Study:
         and for equal-time budgets, so trainings of one trainer and fold do not overwrite each other."""
         kind = "wallclock" if self.wall_clock else "equal-time"
         tag = f"_{kind}-{self.budget_s:.0f}s" if self.budget_s else ""
-        return self.results if seed == 0 and not tag else os.path.join(self.results, "distilldsm_runs", f"seed{seed}{tag}")
+        return self.results if seed == 0 and not tag else os.path.join(self.results, "distilldsm_runs",
+                                                                       f"seed{seed}{tag}")
 
     def model_folder(self, trainer: str, config: str, seed: int) -> str:
         return os.path.join(self.results_root(seed), self.name, model_identifier(trainer, config))
 
     def environment(self, seed: int, epochs: Optional[int] = None) -> dict:
-        from nnunet_distilldsm.trainers.short_runs import EPOCHS_VARIABLE, SEED_VARIABLE
-        from nnunet_distilldsm.trainers.wall_clock import SECONDS_VARIABLE
+        from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE, SEED_VARIABLE
+        from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
         env = dict(os.environ, nnUNet_results=self.results_root(seed), **{SEED_VARIABLE: str(seed)})
         if epochs is not None:
             env[EPOCHS_VARIABLE] = str(epochs)
@@ -290,7 +297,7 @@ class Study:
         return env
 
     def prepare(self):
-        configs = sorted({m[2] for m in self.models})
+        configs = sorted({m.configuration for m in self.models})
         if not os.path.isfile(os.path.join(self.pre, "nnUNetPlans.json")) or not all(
                 os.path.isdir(os.path.join(self.pre, f"nnUNetPlans_{c}")) for c in configs):
             say(f"{self.name}: plan and preprocess")
@@ -302,23 +309,25 @@ class Study:
         trainings). Kept in calibration.json, so every run of a study uses the same epochs."""
         path = os.path.join(profile_folder(self.out_root, self.name, self.profile), "calibration.json")
         calib = read_json(path) if os.path.isfile(path) else {}
-        timed = [(t, c) for _, t, c, _ in self.models] + [(STARTS_FROM[t], "2d") for _, t, _, _ in self.models
-                                                           if t in STARTS_FROM]
-        for trainer, config in timed:
+        timed = [(m.recipe, m.budget, m.configuration) for m in self.models] + [
+            ("nnUNetTrainer", STARTS_FROM[m.budget], "2d") for m in self.models if m.budget in STARTS_FROM]
+        for recipe, budget, config in timed:
+            trainer = trainer_name(recipe, budget)
             key = f"{trainer}__{config}"
             if key not in calib:
-                calib_trainer = CALIBRATED_AS.get(trainer, trainer.replace("_timed", "_calib"))
+                calib_trainer = trainer_name(recipe, "calib")  # same network, same data: the same seconds per epoch
                 env = dict(self.environment(0), nnUNet_results=os.path.join(self.results, "distilldsm_runs",
                                                                              "calibration"))
                 folder = os.path.join(env["nnUNet_results"], self.name, model_identifier(calib_trainer, config))
                 self.refuse_another_recipe(folder, calib_trainer, config)
                 if not os.path.isfile(os.path.join(folder, "fold_0", "checkpoint_final.pth")):
                     say(f"calibrate {calib_trainer} {config}")
-                    run_nnunet(["nnUNetv2_train", self.dataset, config, "0", "-tr", calib_trainer, "-device", self.device], env)
+                    run_nnunet(["nnUNetv2_train", self.dataset, config, "0", "-tr", calib_trainer, "-device",
+                                self.device], env)
                 epoch_s = training_record(folder, 0)["epoch_s"][-1]
                 calib[key] = {"epoch_s": epoch_s, "commit": source_commit(), "cpus": os.cpu_count()}
                 write_json(path, calib)
-            calib[key]["epochs"] = max(1, round(BUDGET_SHARE.get(trainer, 1) * self.budget_s / calib[key]["epoch_s"]))
+            calib[key]["epochs"] = max(1, round(BUDGET_SHARE.get(budget, 1) * self.budget_s / calib[key]["epoch_s"]))
         return calib
 
     def run_missing(self, folds: List[int], seeds: List[int], train: bool, timing_cases: int, rounds: int):
@@ -327,31 +336,35 @@ class Study:
         for seed in seeds:
             for fold in folds:
                 missing = [m for m in self.models
-                           if not os.path.isfile(run_file(self.out_root, self.name, self.profile, m[0], fold, seed))]
+                           if not os.path.isfile(run_file(self.out_root, self.name, self.profile, m.label, fold, seed))]
                 if not missing:
                     continue
                 if not train:
                     say(f"{run_id(fold, seed)}: {len(missing)} model(s) without a run file; --no-train leaves them")
                     continue
                 # 3d_fullres last: it costs several 2d-cost trainings, so a cut-off invocation keeps the most runs
-                missing.sort(key=lambda m: m[2] == "3d_fullres")
-                for model, trainer, config, predictor in missing:
+                missing.sort(key=lambda m: m.configuration == "3d_fullres")
+                for m in missing:
+                    model, trainer, config, predictor = m.label, m.trainer, m.configuration, m.predictor
                     folder = self.model_folder(trainer, config, seed)
                     epochs = calib[f"{trainer}__{config}"]["epochs"] if calib else None
-                    start = self.start_from_2d(trainer, fold, seed, calib)
-                    self.train_if_missing(model, trainer, config, fold, seed, epochs, start["weights"] if start else None)
+                    start = self.start_from_2d(m, fold, seed, calib)
+                    self.train_if_missing(model, trainer, config, fold, seed, epochs,
+                                          start["weights"] if start else None)
                     # after training: without imagesTs the cases are the fold's validation cases, from the
                     # splits_final.json that nnU-Net's first training of the dataset writes
                     cases = benchmark_cases(self.raw, self.pre, fold, self.ending)
                     say(f"{model}: predict {run_id(fold, seed)} ({len(cases)} cases)")
-                    pred_dir = os.path.join(self.out_root, "work", self.name, self.profile, slug(model), run_id(fold, seed))
+                    pred_dir = os.path.join(self.out_root, "work", self.name, self.profile, slug(model), run_id(fold,
+                                                                                                                seed))
                     predict_timed(load_predictor(predictor, folder, fold, torch.device(self.device)), cases, pred_dir)
                     record = {"dataset": self.name, "profile": self.profile, "model": model, "trainer": trainer,
                               "configuration": config, "predictor": predictor, "fold": fold, "seed": seed,
                               "run": run_id(fold, seed), "commit": source_commit(), "cpus": os.cpu_count(),
                               "nnUNet_n_proc_DA": os.environ.get("nnUNet_n_proc_DA"), "device": self.device,
                               "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                              **training_record(folder, fold), "cases": evaluate(cases, pred_dir, self.ending, self.labels)}
+                              **training_record(folder, fold), "cases": evaluate(cases, pred_dir, self.ending,
+                                                                                 self.labels)}
                     if self.budget_s:
                         record["budget_s"] = self.budget_s
                     if start:
@@ -362,7 +375,8 @@ class Study:
                 self.measure_costs_if_missing(fold, seed, timing_cases, rounds)
 
     def refuse_another_recipe(self, folder: str, trainer: str, config: str):
-        """Stop before reusing a model folder (or calibration) trained with another network than `trainer` builds now."""
+        """Stop before reusing a model folder (or calibration) trained with another network than `trainer`
+        builds now."""
         if not os.path.isfile(os.path.join(folder, "plans.json")):
             return
         changed = changed_architecture(folder, trainer, config, read_json(os.path.join(self.pre, "nnUNetPlans.json")))
@@ -389,26 +403,28 @@ class Study:
         run_nnunet(["nnUNetv2_train", self.dataset, config, str(fold), "-tr", trainer, "-device", self.device, *extra],
                    self.environment(seed, epochs))
 
-    def start_from_2d(self, trainer: str, fold: int, seed: int, calib: Optional[dict] = None) -> Optional[dict]:
-        """For a fine-tune trainer: the 2d model it starts from (trained if missing, for its share of the
-        budget in equal-time) converted by `nnunet-distilldsm from-2d` into -pretrained_weights; None for
-        other trainers."""
-        if trainer not in STARTS_FROM:
+    def start_from_2d(self, model: Model, fold: int, seed: int, calib: Optional[dict] = None) -> Optional[dict]:
+        """For a fine-tune (a from-2d budget): the 2d model it starts from (trained if missing, for its share of
+        the budget in equal-time) converted by `nnunet-distilldsm from-2d` into -pretrained_weights; None for
+        other models."""
+        if model.budget not in STARTS_FROM:
             return None
         from nnunet_distilldsm.from_2d import CHECKPOINTS, convert
-        base = STARTS_FROM[trainer]
+        trainer, base = model.trainer, trainer_name("nnUNetTrainer", STARTS_FROM[model.budget])
         folder = self.model_folder(base, "2d", seed)
         checkpoint = os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth")
         self.train_if_missing("the 2d model to start from", base, "2d", fold, seed,
                               calib[f"{base}__2d"]["epochs"] if calib else None)
-        if trainer in KEEPS_SEG_LAYERS:  # the fine-tune's epoch 0 in its own fold folder, for train_if_missing's --c
+        # keeping the segmentation layers: the fine-tune's epoch 0 in its own fold folder, for train_if_missing's --c
+        if model.recipe in KEEPS_SEG_LAYERS:
             weights = None
             fold_dir = os.path.join(self.model_folder(trainer, "2d", seed), f"fold_{fold}")
             if not any(os.path.isfile(os.path.join(fold_dir, f)) for f in CHECKPOINTS):
                 run_nnunet(["nnunet-distilldsm", "from-2d", checkpoint, "-tr", trainer, "--keep-seg-layers",
                             "--seed", str(seed)], self.environment(seed))
         else:
-            weights = os.path.join(self.out_root, "work", self.name, self.profile, f"{trainer}_{run_id(fold, seed)}.pth")
+            weights = os.path.join(self.out_root, "work", self.name, self.profile,
+                                   f"{trainer}_{run_id(fold, seed)}.pth")
             os.makedirs(os.path.dirname(weights), exist_ok=True)
             convert(checkpoint, weights, trainer, force=True, seed=seed)
         base_record = training_record(folder, fold)
@@ -417,22 +433,23 @@ class Study:
 
     def measure_costs_if_missing(self, fold: int, seed: int, timing_cases: int, rounds: int):
         """Costs of every model, on this run's models; inference timed with the models taking turns."""
-        if all(os.path.isfile(cost_file(self.out_root, self.name, self.profile, m[0])) for m in self.models):
+        if all(os.path.isfile(cost_file(self.out_root, self.name, self.profile, m.label)) for m in self.models):
             return
-        if not all(os.path.isfile(os.path.join(self.model_folder(t, c, seed), f"fold_{fold}", "checkpoint_final.pth"))
-                   for _, t, c, _ in self.models):
+        if not all(os.path.isfile(os.path.join(self.model_folder(m.trainer, m.configuration, seed), f"fold_{fold}",
+                                               "checkpoint_final.pth")) for m in self.models):
             return
         cases = benchmark_cases(self.raw, self.pre, fold, self.ending)[:timing_cases]
         dev = torch.device(self.device)
-        predictors = {m: load_predictor(p, self.model_folder(t, c, seed), fold, dev) for m, t, c, p in self.models}
-        infer = {m[0]: [] for m in self.models}
+        predictors = {m.label: load_predictor(m.predictor, self.model_folder(m.trainer, m.configuration, seed), fold,
+                                              dev) for m in self.models}
+        infer = {m.label: [] for m in self.models}
         work = os.path.join(self.out_root, "work", self.name, self.profile, "timing")
         for r in range(rounds):
-            for model, *_ in self.models:
+            for model in infer:
                 say(f"{model}: time prediction, round {r + 1} of {rounds}")
                 infer[model].append(predict_timed(predictors[model], cases, os.path.join(work, slug(model))))
         step_cost = {}
-        for model, trainer, config, _ in self.models:
+        for model, trainer, config in ((m.label, m.trainer, m.configuration) for m in self.models):
             folder = self.model_folder(trainer, config, seed)
             if (trainer, config) not in step_cost:
                 say(f"{model}: training step cost")
@@ -460,13 +477,15 @@ class Study:
         pairs = report.between_models(self.out_root, self.name, self.profile, self.models)
         stem = report.write_tables(rows, self.out_root, self.name, self.profile, header, pairs)
         report.plot_profile(rows, stem + ".png", f"{self.name}, {self.profile}")
-        by_profile = {p: report.aggregate(self.out_root, self.name, p, PROFILES[p]) for p in TRADEOFF.get(self.profile, ())}
+        by_profile = {p: report.aggregate(self.out_root, self.name, p,
+                                          PROFILES[p]) for p in TRADEOFF.get(self.profile, ())}
         by_profile = {p: r for p, r in by_profile.items() if r}
         if by_profile:
             report.plot_tradeoff(by_profile, os.path.join(self.out_root, "results", f"{self.name}_tradeoff.png"),
                                  f"{self.name}: accuracy against training time")
         for r in rows:
-            say(f"{r['model']}: {r['runs']} run(s), Dice {r['dice_mean']:.3f} {report.interval(r['dice_lo'], r['dice_hi'])}"
+            say(f"{r['model']}: {r['runs']} run(s), Dice {r['dice_mean']:.3f} "
+                f"{report.interval(r['dice_lo'], r['dice_hi'])}"
                 f", vs 2d {report.ci_text(r, '2d')}, vs 3d {report.ci_text(r, '3d')}")
         say(f"wrote {stem}.md, .csv, .png")
         return rows
@@ -498,18 +517,22 @@ def main(argv=None):
                    help="training seeds: one run per fold and seed (default 0)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu-small")
     p.add_argument("--train-minutes", type=float, default=DEFAULT_TRAIN_MINUTES,
-                   help=f"equal-time, equal-wallclock: training minutes per model and run (default {DEFAULT_TRAIN_MINUTES:g})")
+                   help=f"equal-time, equal-wallclock: training minutes per model and run "
+                        f"(default {DEFAULT_TRAIN_MINUTES:g})")
     p.add_argument("--device", default="cpu")
     p.add_argument("-o", "--out", default="benchmarks",
-                   help="writes <out>/results/runs/... (run files) and <out>/results/<dataset>_<profile>.md, .csv, .png")
+                   help="writes <out>/results/runs/... (run files) and <out>/results/<dataset>_<profile>.md, "
+                        ".csv, .png")
     p.add_argument("--no-train", action="store_true", help="re-aggregate the run files present; train nothing")
-    p.add_argument("--rounds", type=int, default=3, help="inference timing rounds per model, interleaved; median counts")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="inference timing rounds per model, interleaved; median counts")
     p.add_argument("--timing-cases", type=int, default=5, help="test cases per inference timing round (default 5)")
     a = p.parse_args(argv)
     if a.variant != "balls" and a.dataset != "synthetic":
         variant_id = VARIANTS[a.variant][0]
         p.error(f"--variant {a.variant} only applies to -d synthetic (got -d {a.dataset}): run "
-                f"`-d synthetic --variant {a.variant}` to write and use Dataset{variant_id:03d}_{VARIANTS[a.variant][1]}, "
+                f"`-d synthetic --variant {a.variant}` to write and use "
+                f"Dataset{variant_id:03d}_{VARIANTS[a.variant][1]}, "
                 f"or drop --variant")
     try:
         require_benchmark_dependencies()  # before hours of training, not at the first HD95
@@ -518,6 +541,7 @@ def main(argv=None):
     dataset = a.dataset
     if dataset == "synthetic":
         from nnunetv2.paths import nnUNet_raw
+
         from nnunet_distilldsm.synthetic import write_dataset
         variant_id, variant_name, _ = VARIANTS[a.variant]
         dataset = str(variant_id)
@@ -525,6 +549,7 @@ def main(argv=None):
             write_dataset(nnUNet_raw, variant_id, variant=a.variant)
     elif dataset == "real-scans":
         from nnunetv2.paths import nnUNet_raw
+
         from nnunet_distilldsm.real_scans import DATASET_NAME, build_brain_dataset
         dataset = "902"
         if nnUNet_raw and not os.path.isdir(os.path.join(nnUNet_raw, f"Dataset902_{DATASET_NAME}")):

@@ -26,9 +26,9 @@ import statistics
 from typing import Dict, Optional, Sequence, Tuple
 
 from nnunet_distilldsm.benchmarks.benchmark import training_record
+from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE, PEAK_GPU_MEMORY_LINE, trainer_name
 from nnunet_distilldsm.nnunet_commands import run_nnunet
 from nnunet_distilldsm.synthetic import write_dataset
-from nnunet_distilldsm.trainers.short_runs import EPOCHS_VARIABLE, PEAK_GPU_MEMORY_LINE
 
 DATASET_ID = 988  # any id: each size has an nnU-Net tree of its own
 # label: (trainer class without its budget suffix, configuration)
@@ -71,7 +71,7 @@ def epoch_seconds(workdir: str, size: int, trainers: Dict[str, Tuple[str, str]],
     out = {}
     for label in labels[rotate % len(labels):] + labels[:rotate % len(labels)]:
         base, config = trainers[label]
-        trainer = f"{base}_{budget}"
+        trainer = trainer_name(base, budget)
         folder = os.path.join(env["nnUNet_results"], dataset, f"{trainer}__nnUNetPlans__{config}")
         if not os.path.isfile(os.path.join(folder, "fold_0", "checkpoint_final.pth")):
             run_nnunet(["nnUNetv2_train", str(DATASET_ID), config, "0", "-tr", trainer, "-device", device], env,

@@ -187,7 +187,8 @@ def measure(device="cuda", depth=12, batch=2, size=256, volume_depth=128, warmup
             "input": list(x.shape), "voxels": x[:, 0].numel(), "params": sum(p.numel() for p in run.net.parameters()),
             "s_per_step": med, "iqr_s": [q1, q3], "s_per_voxel": med / x[:, 0].numel(),
             "peak_mib": run.static_mib() + max(run.peaks) if ok else float("nan"),
-            "warmup_s": run.warmup, "grad_norms": [float(n) for n in run.norms], "fullgraph_error": run.fullgraph_error, "problems": run.problems(),
+            "warmup_s": run.warmup, "grad_norms": [float(n) for n in run.norms],
+            "fullgraph_error": run.fullgraph_error, "problems": run.problems(),
             "network": type(run.net).__name__, "slab": isinstance(run.net, SlabUNet)}
     base = results["2d"]
     for v in results.values():

@@ -23,8 +23,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nnunet_distilldsm.benchmarks.planned import planned_plans, trainer_network
 from nnunet_distilldsm.benchmarks.train_step import allocated_mb
-from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock, ResidualDSMTrainer, \
-    SlicesAsChannelsTrainer
+from nnunet_distilldsm.trainers import (
+    DistillDSMTrainer,
+    DistillDSMTrainer_perBlock,
+    ResidualDSMTrainer,
+    SlicesAsChannelsTrainer,
+)
 
 BASELINE = "nnU-Net 2d"
 NETWORKS = {BASELINE: nnUNetTrainer, "Distill DSM (default, a module after every conv)": DistillDSMTrainer,

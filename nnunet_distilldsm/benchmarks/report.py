@@ -32,7 +32,8 @@ def model_row(model: str, trainer: str, configuration: str, runs: List[dict], re
     run_means = [nanmean(cases.values()) for cases in dice.values()]
     classes = sorted({c for r in runs for m in r["cases"].values() for c in m["dice"]})
     per = lambda metric, c: nanmean(m[metric].get(c, math.nan) for r in runs for m in r["cases"].values())  # noqa
-    row = {"model": model, "runs": len(runs), "dice_mean": nanmean(v for cases in dice.values() for v in cases.values()),
+    row = {"model": model, "runs": len(runs),
+           "dice_mean": nanmean(v for cases in dice.values() for v in cases.values()),
            "dice_run_sd": statistics.stdev(run_means) if len(run_means) > 1 else math.nan,
            **{f"dice_{c}": per("dice", c) for c in classes},
            "hd95_mean": nanmean(nanmean(m["hd95"].values()) for r in runs for m in r["cases"].values()),
@@ -56,12 +57,12 @@ def model_row(model: str, trainer: str, configuration: str, runs: List[dict], re
     return row
 
 
-def aggregate(out_root: str, dataset: str, profile: str, models: Sequence[tuple]) -> List[dict]:
+def aggregate(out_root: str, dataset: str, profile: str, models: Sequence) -> List[dict]:
     """One row per model that has at least one run, in the profile's order."""
-    runs = {m[0]: load_runs(out_root, dataset, profile, m[0]) for m in models}
+    runs = {m.label: load_runs(out_root, dataset, profile, m.label) for m in models}
     refs = {k: runs.get(name, []) for k, name in REFERENCES.items()}
     rows = []
-    for model, trainer, config, _ in models:
+    for model, trainer, config in ((m.label, m.trainer, m.configuration) for m in models):
         if runs[model]:
             path = cost_file(out_root, dataset, profile, model)
             rows.append(model_row(model, trainer, config, runs[model], refs,
@@ -74,10 +75,10 @@ def aggregate(out_root: str, dataset: str, profile: str, models: Sequence[tuple]
     return rows
 
 
-def between_models(out_root: str, dataset: str, profile: str, models: Sequence[tuple]) -> List[tuple]:
+def between_models(out_root: str, dataset: str, profile: str, models: Sequence) -> List[tuple]:
     """[(model a, model b, paired a - b)] for every pair of models other than the references, in profile order:
     the comparisons the table's two reference columns do not answer (e.g. Distill DSM against Residual DSM)."""
-    names = [m[0] for m in models if m[0] not in REFERENCES.values()]
+    names = [m.label for m in models if m.label not in REFERENCES.values()]
     dice = {n: case_dice(load_runs(out_root, dataset, profile, n)) for n in names}
     pairs = []
     for i, a in enumerate(names):
@@ -167,7 +168,8 @@ def plot_profile(rows: List[dict], path: str, title: str):
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, r in enumerate(rows):
-        a.errorbar(r["train_s_with_start_mean"], r["dice_mean"], yerr=[[r["dice_mean"] - r["dice_lo"]], [r["dice_hi"] - r["dice_mean"]]],
+        a.errorbar(r["train_s_with_start_mean"], r["dice_mean"], yerr=[[r["dice_mean"] - r["dice_lo"]],
+                                                                       [r["dice_hi"] - r["dice_mean"]]],
                    fmt="o", ms=7, capsize=4, color=colors[i % len(colors)], label=f"{r['model']} ({r['runs']} runs)")
     a.legend(fontsize=8, loc="lower right")
     a.margins(0.15)

@@ -93,7 +93,8 @@ def check_budget(out_root: str, dataset: str, profile: str, budget_s: float):
         return
     shown = [f"{b / 60:g}" for b in sorted(b for b in other if b is not None)] + (["none"] * (None in other))
     if len(budgets) == 1 and None not in other:
-        hint = f"pass --train-minutes {shown[0]} to add to that study, or -o ANOTHER_FOLDER for a study at another budget"
+        hint = (f"pass --train-minutes {shown[0]} to add to that study, or -o ANOTHER_FOLDER for a study at another "
+                f"budget")
     else:
         hint = "the folder mixes budgets: move the run files of all but one budget out of it, or use -o ANOTHER_FOLDER"
     raise SystemExit(f"benchmark: the run files under {folder} were trained with other budgets (training minutes "

@@ -4,8 +4,6 @@ Everything but the plan is nnU-Net's own: data loading, augmentation, loss, deep
 supervision, validation, checkpoints, DDP. The trainer rewrites the planned 2d
 configuration into a slab configuration (`make_slab_plans`) before nnU-Net reads it.
 """
-from typing import Optional
-
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -13,37 +11,25 @@ from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_p
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
-from nnunet_distilldsm.trainers.slab_plans import SLAB_NETWORK, make_slab_plans
+from nnunet_distilldsm.trainers.slab_plans import SLAB_NETWORK, SlabRecipe, make_slab_plans
 
 
 class SlabTrainer(nnUNetTrainer):
-    """nnU-Net's planned 2d U-Net trained on slabs; the class attributes say which depth modules
-    (none here: nnU-Net 2d on slabs), where, and how slabs are cut. Every slab trainer derives from it."""
+    """nnU-Net's planned 2d U-Net trained on slabs, as its `recipe` says (here: no depth modules, nnU-Net 2d
+    on slabs). Every slab trainer derives from it and sets only its recipe."""
 
-    dsm: str = "none"
-    alpha: float = 0.5
-    placement: str = "block"
-    shift_fraction: float = 1 / 8
-    slab_depth: Optional[int] = None  # None: whole median stack if it fits the 2d batch divided by slabs_per_batch
-    slabs_per_batch: int = 1  # at least this many slabs (cases) per batch, of fewer slices each
-    input_neighbours: int = 0  # k: each slice also gets its k neighbours on both sides as input channels
-    # nnU-Net forces foreground into the last 33% of a batch, which is no sample at all at one slab per batch
-    # (round(0.67) = 1). Its probabilistic rule forces each slab with p = 0.33: the 2d batch's share at any batch.
-    oversample_probabilistically: bool = True
-    from_2d_modules: str = "initialised"  # how `nnunet-distilldsm from-2d` starts the modules (see from_2d.py)
+    recipe: SlabRecipe = SlabRecipe()
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         super().__init__(self.slab_plans(plans, configuration, world_size), configuration, fold, dataset_json, device)
-        self.probabilistic_oversampling = self.oversample_probabilistically
+        self.probabilistic_oversampling = self.recipe.oversample_probabilistically
 
     @classmethod
     def slab_plans(cls, plans: dict, configuration: str, world_size: int = 1) -> dict:
         """The plans this trainer trains with: `plans` with `configuration` rewritten for slabs."""
-        return make_slab_plans(plans, configuration, cls.dsm, cls.alpha, cls.placement, cls.shift_fraction,
-                               cls.slab_depth, max(world_size, cls.slabs_per_batch), cls.__name__,
-                               cls.input_neighbours)
+        return make_slab_plans(plans, configuration, cls.recipe, world_size, cls.__name__)
 
     @staticmethod
     def build_network_architecture(plans_manager: PlansManager, configuration_manager: ConfigurationManager,
@@ -53,7 +39,8 @@ class SlabTrainer(nnUNetTrainer):
         folder's plans.json and the trainer named in the checkpoint, which may not belong together."""
         if configuration_manager.network_arch_class_name != SLAB_NETWORK:
             raise RuntimeError(
-                f"This checkpoint was trained by a slab trainer (a SlabTrainer: DistillDSMTrainer or a variant), but the plans.json "
+                f"This checkpoint was trained by a slab trainer (a SlabTrainer: DistillDSMTrainer or a variant), "
+                f"but the plans.json "
                 f"next to it describes {configuration_manager.network_arch_class_name}, not a slab network: the model "
                 f"folder mixes files of different trainings. Put the checkpoint back into the folder it was trained "
                 f"in (nnU-Net saves the slab plans.json there) and predict with that folder's -tr/-p/-c")
@@ -75,16 +62,12 @@ class SlabTrainer(nnUNetTrainer):
 
 
 class DistillDSMTrainer(SlabTrainer):
-    """Distill DSM on nnU-Net's planned 2d U-Net, alpha 1/2, a module after every conv (the paper's text).
-
-    A module after every conv won on accuracy per training second over one per block (issue 11's module
-    recipe, README): about the same seconds per run, higher and steadier Dice at equal iterations."""
-    dsm = "distill"
-    placement = "conv"
+    """Distill DSM, alpha 1/2, a module after every conv (the paper's text): at equal wall clock as accurate
+    as one module per block on the synthetic benchmark, with steadier runs (docs/results.md)."""
+    recipe = SlabRecipe(dsm="distill", placement="conv")
 
 
-class DistillDSMTrainer_perBlock(DistillDSMTrainer):
-    """One module per conv block (the authors' code; about half the reach): the default until issue 11, and the
-    base of the variants in variants.py that change something else (alpha, slabs, oversampling, from-2d
-    starts), as they were measured on it."""
-    placement = "block"
+class DistillDSMTrainer_perBlock(SlabTrainer):
+    """One Distill DSM module per conv block (the authors' code): about half the reach, about 1.15x nnU-Net 2d's
+    step time against the default's 1.35x on a CPU."""
+    recipe = SlabRecipe(dsm="distill", placement="block")

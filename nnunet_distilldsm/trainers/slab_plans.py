@@ -6,14 +6,31 @@ slab network over overlapping [D, H, W] slabs with no code of ours on the infere
 except the network class.
 """
 import copy
+import dataclasses
 from typing import Optional
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_distilldsm.architectures.depth_shift import check_alpha, check_shift_fraction
 
-
 SLAB_NETWORK = "nnunet_distilldsm.architectures.slab_unet.SlabUNet"
+
+
+@dataclasses.dataclass(frozen=True)
+class SlabRecipe:
+    """What a slab trainer trains: which depth modules, where, and how slabs are cut. Plain values, so a
+    trainer variant is one line: `recipe = dataclasses.replace(Base.recipe, alpha=1.0)`."""
+    dsm: str = "none"  # "distill", "residual" or "none" (nnU-Net's 2d U-Net on slabs)
+    alpha: float = 0.5  # Distill DSM: share of each slice's channels distilled
+    placement: str = "block"  # "block": a module after each conv block; "conv": after every conv
+    shift_fraction: float = 1 / 8  # Residual DSM: share of channels shifted each way
+    slab_depth: Optional[int] = None  # None: whole median stack if it fits the 2d batch shared by slabs_per_batch
+    slabs_per_batch: int = 1  # at least this many slabs (cases) per batch, of fewer slices each
+    input_neighbours: int = 0  # k: each slice also gets its k neighbours on both sides as input channels
+    # nnU-Net forces foreground into the last 33% of a batch, which is no sample at all at one slab per batch
+    # (round(0.67) = 1). Its probabilistic rule forces each slab with p = 0.33: the 2d batch's share at any batch.
+    oversample_probabilistically: bool = True
+    module_start: str = "initialised"  # how `nnunet-distilldsm from-2d` starts the modules (see from_2d.py)
 
 
 class SlabPlanError(ValueError):
@@ -44,14 +61,14 @@ def slab_depth_and_batch(median_depth: int, batch_2d: int, slab_depth: Optional[
     return int(depth), int(batch)
 
 
-def make_slab_plans(plans: dict, configuration: str, dsm: str = "distill", alpha: float = 0.5,
-                    placement: str = "block", shift_fraction: float = 1 / 8, slab_depth: Optional[int] = None,
-                    min_slabs: int = 1, trainer_name: str = "DistillDSMTrainer", input_neighbours: int = 0) -> dict:
-    """A copy of `plans` whose `configuration` trains SlabUNet on [D, H, W] slabs of the 2d data.
+def make_slab_plans(plans: dict, configuration: str, recipe: SlabRecipe, min_slabs: int = 1,
+                    trainer_name: str = "DistillDSMTrainer") -> dict:
+    """A copy of `plans` whose `configuration` trains SlabUNet on [D, H, W] slabs of the 2d data, as `recipe` says.
 
-    min_slabs: at least this many slabs per batch (the trainer's slabs_per_batch, or the DDP world size).
-    input_neighbours=k feeds each slice's k neighbours on both sides as extra input channels.
+    min_slabs: at least this many slabs per batch, over the recipe's own (the DDP world size).
     """
+    dsm, alpha, placement, shift_fraction = recipe.dsm, recipe.alpha, recipe.placement, recipe.shift_fraction
+    slab_depth, input_neighbours = recipe.slab_depth, recipe.input_neighbours
     available = list(plans.get("configurations", {}))
     if configuration not in available:
         raise SlabPlanError(
@@ -84,15 +101,16 @@ def make_slab_plans(plans: dict, configuration: str, dsm: str = "distill", alpha
         except ValueError as e:
             setting = "alpha" if dsm == "distill" else "shift_fraction"
             raise SlabPlanError(f"{trainer_name}: {e} (checked at stage {stage} of the planned 2d network, {features} "
-                                f"channels). Set {setting} in the trainer class to a value that fits") from None
-    depth, batch = slab_depth_and_batch(median_depth, resolved["batch_size"], slab_depth, min_slabs)
+                                f"channels). Set {setting} in the trainer's recipe to a value that fits") from None
+    depth, batch = slab_depth_and_batch(median_depth, resolved["batch_size"], slab_depth,
+                                        max(min_slabs, recipe.slabs_per_batch))
     kwargs.update(
         kernel_sizes=with_leading_one(kwargs["kernel_sizes"]),
         strides=with_leading_one(kwargs["strides"]),
         base_network_class_name=arch["network_class_name"],
         dsm=dsm, alpha=alpha, placement=placement, shift_fraction=shift_fraction,
     )
-    if input_neighbours:  # only then, so the other trainers' plans stay as they were
+    if input_neighbours:  # only then: the plans of the trainers without input neighbours carry no such key
         kwargs.update(input_neighbours=input_neighbours)
     resolved = copy.deepcopy(resolved)
     resolved.pop("inherits_from", None)
