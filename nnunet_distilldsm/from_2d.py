@@ -52,10 +52,10 @@ class From2dError(ValueError):
 
 
 def find_trainer(name: str) -> type:
-    """The trainer class named `name`: this package's trainers first, then nnU-Net's lookup
-    (its own trainers and the folders in nnUNet_extTrainer)."""
-    import nnunet_distilldsm.trainers as ours
-    found = getattr(ours, name, None)
+    """The trainer class named `name`: this plugin's trainers first (the user's and the benchmark's short-budget and
+    ablation trainers), then nnU-Net's lookup (its own trainers and the folders in nnUNet_extTrainer)."""
+    from nnunet_distilldsm.benchmarks.budget_trainers import find_trainer as plugin_trainer
+    found = plugin_trainer(name)
     if isinstance(found, type) and issubclass(found, nnUNetTrainer):
         return found
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name

@@ -124,6 +124,15 @@ def trained(planned, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def stock_3d(planned):
+    """Stock nnUNetTrainer_tiny trained on Dataset901 3d_fullres fold 0 with --npz, once for every test that needs
+    one: (env, its model folder)."""
+    env, _ = planned
+    run(["nnUNetv2_train", "901", "3d_fullres", "0", "-tr", "nnUNetTrainer_tiny", "-device", "cpu", "--npz"], env)
+    return env, results(env, "nnUNetTrainer_tiny", "3d_fullres")
+
+
+@pytest.fixture(scope="session")
 def stock_2d(planned):
     """Stock nnUNetTrainer_tiny trained on Dataset901 2d fold 0 with --npz: (env, its model folder)."""
     env, _ = planned

@@ -40,6 +40,7 @@ def test_synthetic_objects_look_alike_in_single_slices():
     assert image[label > 0].mean() > image[label == 0].mean() + image[label == 0].std()
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, tmp_path):
     env, _ = planned
     out = tmp_path / "bench"
@@ -95,6 +96,7 @@ def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, tmp_pa
     assert (runs / "nnU-Net_2d" / "fold0_seed0.json").stat().st_mtime_ns == kept
 
 
+@pytest.mark.slow
 def test_a_model_folder_of_another_recipe_is_refused_not_reused(planned, tmp_path):
     """A trainer whose recipe changed (here: the folder holds a network with one module per block;
     DistillDSMTrainer_tiny builds one after every conv) must not predict the old models under
@@ -117,6 +119,7 @@ def test_a_model_folder_of_another_recipe_is_refused_not_reused(planned, tmp_pat
     assert not (runs / "Distill_DSM").exists() and (folder / "plans.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_a_calibration_of_another_recipe_is_refused_not_reused(planned, tmp_path):
     """Equal-time's epochs come from a calibration training; one of the old recipe must not set the new one's."""
     from nnunet_distilldsm.trainers import DistillDSMTrainer_perBlock
@@ -153,6 +156,7 @@ def test_seed_variable_seeds_torch_numpy_and_random(monkeypatch):
     assert seed_from_environment() is None
 
 
+@pytest.mark.slow
 def test_timed_trainer_without_epochs_says_what_to_set(planned, monkeypatch):
     env, _ = planned
     env = {k: v for k, v in env.items() if k != "NNUNET_DISTILLDSM_EPOCHS"}
@@ -161,6 +165,7 @@ def test_timed_trainer_without_epochs_says_what_to_set(planned, monkeypatch):
     assert proc.returncode != 0 and "NNUNET_DISTILLDSM_EPOCHS" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_equal_wallclock_trains_each_model_for_the_budget_by_its_own_clock(planned, tmp_path):
     env, _ = planned
     out = tmp_path / "bench"
@@ -179,6 +184,7 @@ def test_equal_wallclock_trains_each_model_for_the_budget_by_its_own_clock(plann
     assert set(rows) == {"nnU-Net 2d", "Distill DSM"} and float(rows["Distill DSM"]["wall_s_mean"]) > 0
 
 
+@pytest.mark.slow
 def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budget(planned, tmp_path):
     env, _ = planned
     out = tmp_path / "bench"

@@ -7,6 +7,8 @@ import pytest
 
 from conftest import run
 
+pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
+
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "results")
 DATASET = "Dataset901_DepthContext"
 

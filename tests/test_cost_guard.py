@@ -12,6 +12,8 @@ from nnunet_distilldsm.benchmarks.network_speed import measure
 from nnunet_distilldsm.benchmarks.planned import planned_plans
 from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock, ResidualDSMTrainer
 
+pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
+
 BOUNDS = {"default": 1.6, "per block": 1.35, "Residual DSM": 1.25}
 
 

@@ -2,9 +2,12 @@
 import os
 import re
 
+import pytest
+
 from conftest import nnunet_env, run
 
 
+@pytest.mark.slow
 def test_demo_trains_both_models_for_the_same_wall_clock_and_prints_their_dice(tmp_path):
     env = nnunet_env(tmp_path)
     work = tmp_path / "demo"

@@ -2,7 +2,11 @@
 study's dry run on the CPU (every trainer and configuration it will train, tiny budget and sizes)."""
 import json
 
+import pytest
+
 from nnunet_distilldsm.benchmarks.epoch_speed import GPU_TRAINERS, main
+
+pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
 
 
 def test_gpu_study_dry_run_on_the_cpu(tmp_path):

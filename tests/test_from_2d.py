@@ -20,6 +20,8 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from conftest import DS, raw, results, run
 from nnunet_distilldsm.from_2d import From2dError, convert, find_trainer
 
+pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
+
 SEG = ".seg_layers."
 
 PROBE = """
@@ -369,12 +371,9 @@ def test_checkpoint_of_other_dataset_or_plans_is_refused(stock_2d, tmp_path, wha
 
 
 @pytest.fixture(scope="module")
-def checkpoint_3d(planned, tmp_path_factory):
-    """Stock nnUNetTrainer_tiny trained on 3d_fullres fold 0 (own nnUNet_results): its checkpoint."""
-    env, _ = planned
-    env = fine_tune_env(env, tmp_path_factory.mktemp("three_d"))
-    run(["nnUNetv2_train", "901", "3d_fullres", "0", "-tr", "nnUNetTrainer_tiny", "-device", "cpu"], env)
-    return os.path.join(results(env, "nnUNetTrainer_tiny", "3d_fullres"), "fold_0", "checkpoint_final.pth")
+def checkpoint_3d(stock_3d):
+    """The session's stock nnUNetTrainer_tiny on 3d_fullres fold 0: its checkpoint."""
+    return os.path.join(stock_3d[1], "fold_0", "checkpoint_final.pth")
 
 
 def test_3d_fullres_checkpoint_is_refused_through_the_command(checkpoint_3d, stock_2d, tmp_path):

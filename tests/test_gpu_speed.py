@@ -1,6 +1,7 @@
 """gpu_speed.py measures the networks the trainers train, built from nnU-Net's own plans."""
 import math
 
+import pytest
 import torch
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 
@@ -30,6 +31,7 @@ def test_the_distill_dsm_row_is_the_network_distilldsmtrainer_trains(tmp_path, m
         {k: v.shape for k, v in trained.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_cpu_smoke_run_reports_ratios_to_2d(tmp_path):
     res = measure("cpu", depth=2, batch=1, size=32, volume_depth=20, warmup=1, rounds=1, workdir=str(tmp_path))
     assert set(res) == {"2d", "Distill DSM", "per block", "Residual DSM", "3d_fullres"}

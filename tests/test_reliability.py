@@ -105,6 +105,7 @@ def test_plans_without_2d_configuration_name_the_command_that_makes_them():
     assert "'2d'" in str(err.value) and "3d_fullres" in str(err.value)
 
 
+@pytest.mark.slow
 def test_dataset_mixing_single_and_multi_slice_cases_trains_and_predicts_a_single_slice(mixed):
     env, root = mixed
     planned = json.load(open(os.path.join(env["nnUNet_preprocessed"], DS, "nnUNetPlans.json")))
@@ -119,6 +120,7 @@ def test_dataset_mixing_single_and_multi_slice_cases_trains_and_predicts_a_singl
     assert prob.shape == (2, 1, 32, 32) and np.isfinite(prob).all()
 
 
+@pytest.mark.slow
 def test_volume_with_fewer_slices_than_the_slab_predicts_every_slice(mixed):
     env, root = mixed
     slab_depth = json.load(open(os.path.join(model_dir(env), "plans.json")))["configurations"]["2d"]["patch_size"][0]
@@ -141,6 +143,7 @@ def nonfinite_inputs(folder):
         write(bad, os.path.join(folder, f"{name}_0000.nii.gz"))
 
 
+@pytest.mark.slow
 def test_nan_and_inf_in_a_nifti_image_are_read_as_zero(mixed):
     # What nnU-Net does now with the default reader (SimpleITKIO for .nii.gz): SimpleITK (ITK's NIfTI reader)
     # returns the NaN / inf voxels as 0 (the file holds them; nibabel reads them back), so the prediction is
@@ -155,6 +158,7 @@ def test_nan_and_inf_in_a_nifti_image_are_read_as_zero(mixed):
         assert np.array_equal(segmentation(out, name), segmentation(out, "zero"))
 
 
+@pytest.mark.slow
 def test_nan_or_inf_reaching_the_network_is_refused_with_the_fix(mixed, tmp_path):
     # With a reader that keeps NaN / inf (NibabelIO, what planning writes when dataset.json sets
     # "overwrite_image_reader_writer": "NibabelIO"; also SimpleITK for .mha / .nrrd), nnU-Net's z-score
@@ -175,6 +179,7 @@ def test_nan_or_inf_reaching_the_network_is_refused_with_the_fix(mixed, tmp_path
     assert not os.path.exists(out / f"{case_name}.nii.gz")
 
 
+@pytest.mark.slow
 def test_empty_label_map_among_training_cases(mixed):
     env, _ = mixed
     label = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(env["nnUNet_raw"], DS, "labelsTr", f"{EMPTY}.nii.gz")))
@@ -187,6 +192,7 @@ def test_empty_label_map_among_training_cases(mixed):
     assert {c["reference_file"].split(os.sep)[-1] for c in summary["metric_per_case"]} == {"c5.nii.gz", "c7.nii.gz"}
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_fails_without_writing_a_prediction(mixed, tmp_path):
     # nnU-Net's message (torch.load in nnUNetPredictor.initialize_from_trained_model_folder), last line of stderr:
     # RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central directory. This is an
@@ -203,6 +209,7 @@ def test_truncated_checkpoint_fails_without_writing_a_prediction(mixed, tmp_path
     assert not out.exists() or not [f for f in os.listdir(out) if f.endswith((".nii.gz", ".npz"))]
 
 
+@pytest.mark.slow
 def test_two_predictions_of_the_same_cases_are_bitwise_identical(mixed):
     # Segmentations are bitwise identical. Probabilities are bitwise identical too with one OpenMP thread (as
     # here); with 2 threads we saw two runs differ by up to 1.3e-6, so they are only compared within 1e-5.

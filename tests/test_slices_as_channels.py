@@ -125,6 +125,7 @@ def whole_stack(env, out, extra=()):
          "0", "-device", "cpu", "-npp", "1", "-nps", "1", "--save_probabilities", *extra], env)
 
 
+@pytest.mark.slow
 def test_train_with_nnunet_then_predict_with_both_predictors(planned, tmp_path):
     env, _ = planned
     run(["nnUNetv2_train", "901", "2d", "0", "-tr", TRAINER, "-device", "cpu"], env)

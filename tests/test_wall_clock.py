@@ -1,9 +1,12 @@
 """`_wallclock` trainers: nnUNetv2_train for a wall-clock budget, with the poly learning rate over that budget."""
 import os
 
+import pytest
 import torch
 
 from conftest import results, run
+
+pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
 
 BUDGET_S = 45.0  # at least 2 epochs on a busy 2-core machine (an epoch took up to 15 s)
 

@@ -112,6 +112,7 @@ def test_a_stack_shallower_than_the_slab_is_predicted_as_it_is_not_padded():
     assert not torch.allclose(padded, alone, atol=1e-2)  # the zero slices would have changed it
 
 
+@pytest.mark.slow
 def test_whole_stack_predictions_do_not_depend_on_slab_depth_or_chunk(trained, tmp_path):
     env, out_stock = trained
     out = str(tmp_path / "whole")
@@ -146,6 +147,7 @@ def test_whole_stack_predictions_do_not_depend_on_slab_depth_or_chunk(trained, t
         assert (seg == array(out_stock, case)).mean() >= 0.99
 
 
+@pytest.mark.slow
 def test_killed_prediction_keeps_the_finished_cases_and_continues_with_the_rest(trained, tmp_path):
     env, _ = trained
     inp, out = tmp_path / "many", tmp_path / "out"
@@ -187,6 +189,7 @@ def test_killed_prediction_keeps_the_finished_cases_and_continues_with_the_rest(
     assert "0 cases to predict" in proc.stdout
 
 
+@pytest.mark.slow
 def test_whole_stack_prediction_of_a_stock_2d_model_names_the_command_to_use(stock_2d, tmp_path):
     env, _ = stock_2d
     out = tmp_path / "out"
@@ -196,6 +199,7 @@ def test_whole_stack_prediction_of_a_stock_2d_model_names_the_command_to_use(sto
     assert cases(out) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder_of,checkpoint_of,message", [
     (TRAINER, "nnUNetTrainer_tiny", "these weights do not fit"),  # SlabUNet.load_state_dict
     # DistillDSMTrainer.build_network_architecture:

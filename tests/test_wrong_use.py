@@ -16,6 +16,7 @@ from nnunet_distilldsm.trainers.slab_plans import SlabPlanError, SlabRecipe, mak
 SLAB_TRAINERS = ["DistillDSMTrainer", "SlicesAsChannelsTrainer"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", SLAB_TRAINERS)
 def test_3d_configuration_is_refused_with_the_command_to_use(planned, trainer):
     env, _ = planned
@@ -28,6 +29,7 @@ def test_3d_configuration_is_refused_with_the_command_to_use(planned, trainer):
                                            f"{trainer}__nnUNetPlans__3d_fullres"))
 
 
+@pytest.mark.slow
 def test_trainer_not_found_without_nnUNet_extTrainer(planned):
     env, _ = planned
     env = {k: v for k, v in env.items() if k != "nnUNet_extTrainer"}
@@ -57,6 +59,7 @@ def single_slice_dataset(tmp_path_factory):
     return env
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", SLAB_TRAINERS)
 def test_single_slice_dataset_is_refused_before_anything_is_written(single_slice_dataset, trainer):
     env = single_slice_dataset
