@@ -56,6 +56,9 @@ def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, tmp_pa
             assert record["iterations"] in (4, 8)
             assert len(record["cases"]) == 3 and record["commit"]
             assert all(0 <= v <= 1 for case in record["cases"].values() for v in case["dice"].values() if v is not None)
+            if seed == 1:  # trained by this invocation (seed 0's models may be other tests'): its commit and clock
+                assert record["trained_commit"] == record["commit"] and record["contended"] is False
+                assert set(record["contention"]) == {"start", "end"}
     # the fine-tune started from the same run's 2d model, and its cost includes that model's training
     tuned = json.loads((runs / "Distill_DSM_from_2d" / "fold0_seed1.json").read_text())
     two_d = json.loads((runs / "nnU-Net_2d" / "fold0_seed1.json").read_text())

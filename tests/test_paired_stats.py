@@ -19,7 +19,7 @@ def table(base, runs=3, cases=20, noise=0.05, seed=0, run_effect=None):
 def test_a_clear_gain_is_better_and_its_interval_holds_the_mean():
     d = paired_difference(table(0.8, seed=1), table(0.6, seed=2))
     assert d.runs == 3 and d.cases == 20
-    assert d.lo < d.mean < d.hi and d.lo > 0.15 and d.hi < 0.25
+    assert d.lo < d.mean < d.hi and d.lo > 0.1 and d.hi < 0.3
     assert d.verdict == "better"
     assert paired_difference(table(0.6, seed=2), table(0.8, seed=1)).verdict == "worse"
 
@@ -29,7 +29,7 @@ def test_equal_models_are_not_distinguishable():
 
 
 def test_run_to_run_spread_widens_the_interval():
-    """Same mean gain, but the gain varies between trainings: the crossed bootstrap must see it."""
+    """Same mean gain, but the gain varies between trainings: the interval must see it."""
     steady = paired_difference(table(0.8, seed=1, noise=0.01), table(0.7, seed=2, noise=0.01))
     shaky = paired_difference(table(0.8, seed=1, noise=0.01, run_effect=[-0.1, 0.0, 0.1]),
                               table(0.7, seed=2, noise=0.01))
@@ -45,8 +45,8 @@ def test_pairs_only_shared_runs_and_cases_and_skips_nan():
     assert paired_difference(a, {"fold9_seed0": {"x": 0.1}}) is None
 
 
-def test_runs_with_their_own_cases_resample_runs():
-    """Folds that predict their own validation cases (no imagesTs): each run is averaged, runs resampled."""
+def test_runs_with_their_own_cases_give_a_t_interval_over_runs():
+    """Folds that predict their own validation cases (no imagesTs): each run is averaged; t over the runs."""
     a = {f"fold{f}_seed0": {f"case_{f}": 0.8 + 0.01 * f} for f in range(5)}
     b = {f"fold{f}_seed0": {f"case_{f}": 0.6} for f in range(5)}
     d = paired_difference(a, b)
@@ -116,7 +116,7 @@ def test_aggregate_gives_one_row_per_model_with_paired_columns(tmp_path):
                 "dice_vs_3d_hi", "train_s_total"):
         assert all(not math.isnan(float(r[col])) for r in csv_rows), col
     assert csv_rows[2]["trainer"] == "DistillDSMTrainer_bench" and csv_rows[2]["configuration"] == "2d"
-    assert "bootstrap" in open(stem + ".md").read()
+    assert "t-interval over runs and test cases" in open(stem + ".md").read()
 
 
 def test_equal_time_runs_of_another_budget_are_refused_with_what_to_pass(tmp_path):
@@ -133,3 +133,44 @@ def test_equal_time_runs_of_another_budget_are_refused_with_what_to_pass(tmp_pat
     with pytest.raises(SystemExit,
                        match=r"minutes per model: none\) than this invocation's 6: the folder mixes budgets"):
         check_budget(str(tmp_path), "DatasetX", "equal-time", 360.0)
+
+
+def simulated_study(rng, true_difference, run_sd, case_sd, noise_sd, runs=3, cases=20):
+    """{run: {case: Dice}} of two models whose difference is true_difference + run effect + case effect + noise."""
+    d = (true_difference + rng.normal(0, run_sd, (runs, 1)) + rng.normal(0, case_sd, (1, cases))
+         + rng.normal(0, noise_sd, (runs, cases)))
+    model = {f"fold{r}_seed0": {f"case_{c}": 0.5 + d[r, c] for c in range(cases)} for r in range(runs)}
+    reference = {f"fold{r}_seed0": {f"case_{c}": 0.5 for c in range(cases)} for r in range(runs)}
+    return model, reference
+
+
+# (run sd, case sd, noise sd) of the paired differences, as the committed 3-run studies show them
+# (benchmarks/checks/t_intervals.py's comparisons: run-mean sd 0.002-0.103, case-mean sd 0.026-0.196,
+# residual sd 0.015-0.095): runs that disagree, cases that dominate, both small, both large, no run effect
+SPREADS = [(0.10, 0.10, 0.08), (0.01, 0.18, 0.06), (0.01, 0.04, 0.03), (0.06, 0.09, 0.08), (0.0, 0.03, 0.03)]
+
+
+@pytest.mark.parametrize("run_sd,case_sd,noise_sd", SPREADS)
+def test_intervals_cover_the_true_difference_in_three_run_studies(run_sd, case_sd, noise_sd):
+    """1,000 simulated studies of 3 runs x 20 cases with a known difference: the 95% interval covers it in at
+    least 93% of them (the percentile bootstrap these tables used before covered 84-95% in the same
+    scenarios: 200 draws, 2,000 resamples, at commit 1a2fa77)."""
+    rng = np.random.default_rng(0)
+    truth = 0.02
+    covered = [d.lo <= truth <= d.hi for d in (paired_difference(*simulated_study(rng, truth, run_sd, case_sd,
+                                                                                    noise_sd)) for _ in range(1000))]
+    assert np.mean(covered) >= 0.93
+
+
+def test_three_runs_that_disagree_get_two_degrees_of_freedom():
+    """Runs that disagree decide the interval: Student's t with 2 degrees of freedom over the run means."""
+    from scipy import stats
+    model = {f"fold{r}_seed0": {f"case_{c}": 0.5 + e + 0.001 * c for c in range(20)}
+             for r, e in enumerate((0.0, 0.1, 0.2))}
+    reference = {r: {c: 0.5 for c in cases} for r, cases in model.items()}
+    d = paired_difference(model, reference)
+    run_means = np.array([0.0, 0.1, 0.2]) + 0.001 * 9.5
+    variance = run_means.var(ddof=1) / 3 + (0.001 * np.arange(20)).var(ddof=1) / 20
+    half = stats.t.ppf(0.975, 2) * np.sqrt(variance)
+    assert d.mean == pytest.approx(run_means.mean())
+    assert (d.lo, d.hi) == pytest.approx((d.mean - half, d.mean + half))

@@ -30,7 +30,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from nnunet_distilldsm.benchmarks import report
+from nnunet_distilldsm.benchmarks import contention, report
 from nnunet_distilldsm.benchmarks.budget_trainers import Model, find_trainer, trainer_name
 from nnunet_distilldsm.benchmarks.metrics import (
     MissingBenchmarkDependency,
@@ -226,6 +226,16 @@ def training_record(model_folder: str, fold: int) -> dict:
             "epoch_s": [float(s) for s in seconds], "seeded": hasattr(trainer, "iterations_per_epoch")}
 
 
+TRAINED_BY = "distilldsm_trained_by.json"  # beside nnU-Net's checkpoints: the commit and contention of a training
+
+
+def trained_by(model_folder: str, fold: int) -> dict:
+    """What the benchmark recorded when it trained this fold: trained_commit, contention; unknown for models
+    trained before it recorded them."""
+    path = os.path.join(model_folder, f"fold_{fold}", TRAINED_BY)
+    return read_json(path) if os.path.isfile(path) else {"trained_commit": "unknown", "contention": None}
+
+
 def evaluate(cases, pred_dir: str, ending: str, labels: Dict[int, str]) -> dict:
     """{case: {"dice": {class: v}, "hd95": {class: mm}}} with NaN written as null."""
     out = {}
@@ -355,16 +365,16 @@ class Study:
                     # splits_final.json that nnU-Net's first training of the dataset writes
                     cases = benchmark_cases(self.raw, self.pre, fold, self.ending)
                     say(f"{model}: predict {run_id(fold, seed)} ({len(cases)} cases)")
-                    pred_dir = os.path.join(self.out_root, "work", self.name, self.profile, slug(model), run_id(fold,
-                                                                                                                seed))
+                    pred_dir = os.path.join(self.out_root, "work", self.name, self.profile, slug(model),
+                                            run_id(fold, seed))
                     predict_timed(load_predictor(predictor, folder, fold, torch.device(self.device)), cases, pred_dir)
                     record = {"dataset": self.name, "profile": self.profile, "model": model, "trainer": trainer,
                               "configuration": config, "predictor": predictor, "fold": fold, "seed": seed,
                               "run": run_id(fold, seed), "commit": source_commit(), "cpus": os.cpu_count(),
                               "nnUNet_n_proc_DA": os.environ.get("nnUNet_n_proc_DA"), "device": self.device,
                               "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                              **training_record(folder, fold), "cases": evaluate(cases, pred_dir, self.ending,
-                                                                                 self.labels)}
+                              **training_record(folder, fold), **trained_by(folder, fold),
+                              "cases": evaluate(cases, pred_dir, self.ending, self.labels)}
                     if self.budget_s:
                         record["budget_s"] = self.budget_s
                     if start:
@@ -400,8 +410,13 @@ class Study:
         say(f"{label}: {'resume' if resume else 'train'} {run_id(fold, seed)} ({trainer}, {config}"
             + (f", {epochs} epochs" if epochs else "") + (", from the 2d model" if pretrained else "") + ")")
         extra = ["--c"] if resume else ["-pretrained_weights", pretrained] if pretrained else []
+        before = contention.snapshot()
         run_nnunet(["nnUNetv2_train", self.dataset, config, str(fold), "-tr", trainer, "-device", self.device, *extra],
                    self.environment(seed, epochs))
+        after = contention.snapshot()
+        write_json(os.path.join(fold_dir, TRAINED_BY), {
+            "trained_commit": source_commit(), "resumed": resume, "contention": {"start": before, "end": after},
+            "contended": bool(before["other_processes"] or after["other_processes"])})
 
     def start_from_2d(self, model: Model, fold: int, seed: int, calib: Optional[dict] = None) -> Optional[dict]:
         """For a fine-tune (a from-2d budget): the 2d model it starts from (trained if missing, for its share of

@@ -11,6 +11,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from nnunet_distilldsm.benchmarks.contention import contended
 from nnunet_distilldsm.benchmarks.paired_stats import METHOD, paired_difference
 from nnunet_distilldsm.benchmarks.run_store import case_dice, cost_file, load_runs, read_json
 
@@ -39,18 +40,23 @@ def model_row(model: str, trainer: str, configuration: str, runs: List[dict], re
            "hd95_mean": nanmean(nanmean(m["hd95"].values()) for r in runs for m in r["cases"].values()),
            **{f"hd95_{c}": per("hd95", c) for c in classes}}
     mean_ci = paired_difference(dice, {r: {c: 0.0 for c in cases} for r, cases in dice.items()})
-    row["dice_lo"], row["dice_hi"] = (mean_ci.lo, mean_ci.hi) if mean_ci else (math.nan, math.nan)
+    # a t-interval knows no bounds; a mean Dice lies in [0, 1]
+    row["dice_lo"], row["dice_hi"] = (max(mean_ci.lo, 0.0), min(mean_ci.hi, 1.0)) if mean_ci else (math.nan, math.nan)
     for key, ref_runs in refs.items():
         d = paired_difference(dice, case_dice(ref_runs)) if ref_runs else None
         row[f"dice_vs_{key}"], row[f"dice_vs_{key}_lo"], row[f"dice_vs_{key}_hi"] = \
             (d.mean, d.lo, d.hi) if d else (math.nan,) * 3
         row[f"verdict_vs_{key}"] = d.verdict if d and model != REFERENCES[key] else ""
-    row["train_s_total"] = sum(r["train_s"] for r in runs)
+    # seconds only from runs that had the machine to themselves (contention.py)
+    timed = [r for r in runs if not contended(r)]
+    row["train_s_runs"] = len(timed)
+    row["train_s_total"] = sum(r["train_s"] for r in timed) if timed else math.nan
     # a fine-tune's cost includes the training of the model it started from
-    row["train_s_with_start_mean"] = statistics.mean(r["train_s"] + r.get("start_train_s", 0) for r in runs)
-    row["train_s_mean"] = row["train_s_total"] / len(runs)
+    row["train_s_with_start_mean"] = statistics.mean(r["train_s"] + r.get("start_train_s", 0) for r in timed) \
+        if timed else math.nan
+    row["train_s_mean"] = row["train_s_total"] / len(timed) if timed else math.nan
     # first epoch's start to last epoch's end (what equal-wallclock budgets); NaN for runs recorded before it
-    row["wall_s_mean"] = statistics.mean(r.get("wall_s", math.nan) for r in runs)
+    row["wall_s_mean"] = statistics.mean(r.get("wall_s", math.nan) for r in timed) if timed else math.nan
     row["iterations"] = statistics.mean(r["iterations"] for r in runs)
     row.update({k: cost.get(k, math.nan) for k in COST_KEYS})
     row.update(trainer=trainer, configuration=configuration)
@@ -110,7 +116,11 @@ def interval(lo: float, hi: float, spec: str = ".3f") -> str:
 
 def train_s_text(r: dict) -> str:
     own, total = r["train_s_mean"], r["train_s_with_start_mean"]
-    return f"{own:.0f}" if total == own else f"{own:.0f} (with its start: {total:.0f})"
+    if not r["train_s_runs"]:
+        return "contended (all runs)"
+    text = f"{own:.0f}" if total == own else f"{own:.0f} (with its start: {total:.0f})"
+    left_out = r["runs"] - r["train_s_runs"]
+    return text + (f" ({left_out} contended run(s) left out)" if left_out else "")
 
 
 def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, header: str = "",
@@ -120,7 +130,7 @@ def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, he
     stem = os.path.join(out, f"{dataset}_{profile}")
     cols = ["model", "runs", "dice_mean", "dice_lo", "dice_hi", "dice_run_sd", "dice_vs_2d", "dice_vs_2d_lo",
             "dice_vs_2d_hi", "verdict_vs_2d", "dice_vs_3d", "dice_vs_3d_lo", "dice_vs_3d_hi", "verdict_vs_3d",
-            "train_s_total", "train_s_mean", "train_s_with_start_mean", "wall_s_mean", "iterations"] + \
+            "train_s_runs", "train_s_total", "train_s_mean", "train_s_with_start_mean", "wall_s_mean", "iterations"] + \
         sorted({k for r in rows for k in r if k.startswith("dice_") and k[5:] not in
                 ("mean", "lo", "hi", "run_sd") and not k.startswith("dice_vs")}) + ["hd95_mean"] + \
         sorted({k for r in rows for k in r if k.startswith("hd95_") and k != "hd95_mean"}) + \
@@ -137,8 +147,10 @@ def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, he
                 f"Dice: mean over runs (independent trainings) and test cases of the mean foreground-class Dice. "
                 f"Paired differences against nnU-Net 2d and 3d_fullres: mean [95% CI] and verdict at 95%, from a "
                 f"{METHOD}. run sd: standard deviation of the runs' mean Dice. Train s: seconds in nnU-Net's "
-                f"training loop (epoch timestamps), mean per run; a fine-tune's also with the training of the model "
-                f"it started from.\n\n")
+                f"training loop (epoch timestamps), mean per run over the runs that had the machine to themselves "
+                f"(a run with another training or test session at its start or end is contended: its seconds are "
+                f"left out, and the cell says how many); a fine-tune's also with the training of the model it "
+                f"started from.\n\n")
         if any(r["runs"] < 3 for r in rows):
             f.write("**Fewer than 3 runs for some models: their intervals cover test-case noise and the runs present, "
                     "not the run-to-run spread of training; read them as preliminary.**\n\n")

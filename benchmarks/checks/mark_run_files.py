@@ -1,0 +1,59 @@
+"""Annotate the committed run files: the commit that trained each model, and the trainings that shared the CPU.
+
+trained_commit: a run file's `commit` is the commit that wrote it. Profiles reuse trained models (same trainer,
+fold, seed and results folder), and a reuse predicts the same per-case results, so a model's training commit is
+the `commit` of the earliest run file with the same dataset, trainer, configuration, run and per-case results.
+Where the invocation that trained a model wrote no run file, that is the first commit that predicted it: the
+field then says the training happened at or before it. Files that already carry trained_commit keep it.
+
+contended: trainings documented as measured while other jobs shared the 2-core machine (README and issue notes
+of 2026-11-30 to 2026-12-05), marked with why; the tables leave their training seconds out. Idempotent.
+Run from the repository root: python benchmarks/checks/mark_run_files.py
+"""
+import glob
+import hashlib
+import json
+import os
+from collections import defaultdict
+
+from nnunet_distilldsm.benchmarks.run_store import write_json
+
+ROOT = "benchmarks/results/runs"
+CPU_SMALL_FOLD0 = ("cpu-small fold 0 trained while other jobs shared the CPU (709 s for nnU-Net 2d against 181 and "
+                   "178 in folds 1-2; 3d_fullres 1560 against 623 and 673)")
+# (dataset, trainer, configuration, run, training seconds) -> why: one training, and every run file that reuses it
+CONTENDED = {
+    ("Dataset901_DepthContext", "nnUNetTrainer_bench", "2d", "fold0_seed0", 709): CPU_SMALL_FOLD0,
+    ("Dataset901_DepthContext", "nnUNetTrainer_bench", "3d_fullres", "fold0_seed0", 1560): CPU_SMALL_FOLD0,
+    ("Dataset901_DepthContext", "ResidualDSMTrainer_bench", "2d", "fold0_seed0", 831): CPU_SMALL_FOLD0,
+    ("Dataset901_DepthContext", "SlicesAsChannelsTrainer_bench", "2d", "fold0_seed0", 758): CPU_SMALL_FOLD0,
+    ("Dataset903_DepthEnds", "DistillDSMTrainer_perBlock_bench", "2d", "fold0_seed0", 404):
+        "module-recipe on ends, fold 0: a test run shared the CPU (404 s against 152 and 166 in folds 1-2)",
+}
+
+
+def key(r: dict) -> tuple:
+    return r["dataset"], r["trainer"], r["configuration"], r["run"]
+
+
+def main():
+    files = sorted(glob.glob(os.path.join(ROOT, "*", "*", "*", "fold*_seed*.json")))
+    records = {f: json.load(open(f)) for f in files}
+    first = defaultdict(list)
+    for f, r in records.items():
+        cases = hashlib.sha256(json.dumps(r["cases"], sort_keys=True).encode()).hexdigest()
+        first[(*key(r), cases)].append((r["written"], r["commit"], f))
+    for group in first.values():
+        written, commit, _ = min(group)
+        for _, _, f in group:
+            records[f].setdefault("trained_commit", commit)
+    for f, r in records.items():
+        why = CONTENDED.get((*key(r), round(r["train_s"])))
+        if why:
+            r.update(contended=True, contention={"note": why})
+        write_json(f, r)
+    print(f"{len(files)} run files; {sum(1 for r in records.values() if r.get('contended'))} marked contended")
+
+
+if __name__ == "__main__":
+    main()
