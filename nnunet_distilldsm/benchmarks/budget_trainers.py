@@ -65,7 +65,7 @@ def epochs_from_environment(trainer_name: str) -> int:
 def shortened(base: type, budget: str) -> type:
     """`base` with a short training budget, named `<base>_<budget>`."""
     epochs, iterations, val_iterations = BUDGETS[budget]
-    name = f"{base.__name__}_{budget}"
+    name = trainer_name(base.__name__, budget)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
