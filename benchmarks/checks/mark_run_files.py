@@ -7,7 +7,8 @@ Where the invocation that trained a model wrote no run file, that is the first c
 field then says the training happened at or before it. Files that already carry trained_commit keep it.
 
 contended: trainings documented as measured while other jobs shared the 2-core machine (README and issue notes
-of 2026-11-30 to 2026-12-05), marked with why; the tables leave their training seconds out. Idempotent.
+of 2026-11-30 to 2026-12-05), or shown to by the run files' own timings (issue 35), marked with why; the tables
+leave their training seconds out. Idempotent.
 Run from the repository root: python benchmarks/checks/mark_run_files.py
 """
 import glob
@@ -21,6 +22,9 @@ from nnunet_distilldsm.benchmarks.run_store import write_json
 ROOT = "benchmarks/results/runs"
 CPU_SMALL_FOLD0 = ("cpu-small fold 0 trained while other jobs shared the CPU (709 s for nnU-Net 2d against 181 and "
                    "178 in folds 1-2; 3d_fullres 1560 against 623 and 673)")
+FROM_2D_FOLD1 = ("from-2d-start fold 1 (2026-11-30 19:19-19:29) shared the CPU with an unrecorded job: 9 of the 10 "
+                 "fine-tune epochs took 14-21 s against 6-9 s in folds 0 and 2, and reusing 3d_fullres and per block "
+                 "(predictions only) took 118 and 81 s between run files against 33 and 21 s in fold 2")
 # (dataset, trainer, configuration, run, training seconds) -> why: one training, and every run file that reuses it
 CONTENDED = {
     ("Dataset901_DepthContext", "nnUNetTrainer_bench", "2d", "fold0_seed0", 709): CPU_SMALL_FOLD0,
@@ -29,6 +33,11 @@ CONTENDED = {
     ("Dataset901_DepthContext", "SlicesAsChannelsTrainer_bench", "2d", "fold0_seed0", 758): CPU_SMALL_FOLD0,
     ("Dataset903_DepthEnds", "DistillDSMTrainer_perBlock_bench", "2d", "fold0_seed0", 404):
         "module-recipe on ends, fold 0: a test run shared the CPU (404 s against 152 and 166 in folds 1-2)",
+    ("Dataset903_DepthEnds", "nnUNetTrainer_bench", "2d", "fold0_seed0", 241):
+        ("module-recipe on ends, fold 0: 4 of its last 5 epochs took 21-39 s against a median 5.7 s, and per block's "
+         "fold 0, trained next, began as slowly (a test run, marked; 241 s against 131 and 149 in folds 1-2)"),
+    ("Dataset901_DepthContext", "DistillDSMTrainer_perBlock_from2d_bench", "2d", "fold1_seed0", 102): FROM_2D_FOLD1,
+    ("Dataset901_DepthContext", "DistillDSMTrainer_identityStart_from2d_bench", "2d", "fold1_seed0", 77): FROM_2D_FOLD1,
 }
 
 
