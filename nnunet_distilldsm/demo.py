@@ -12,7 +12,7 @@ import time
 
 from nnunet_distilldsm.benchmarks.budget_trainers import trainer_name
 from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
-from nnunet_distilldsm.nnunet_commands import nnunet_environment, run_nnunet
+from nnunet_distilldsm.nnunet_commands import is_preprocessed, nnunet_environment, run_nnunet
 from nnunet_distilldsm.synthetic import LABELS, write_dataset
 
 DATASET_ID, DATASET = 901, "Dataset901_DepthContext"
@@ -65,7 +65,8 @@ def run_demo(workdir: str = "demo_work", budget: str = "wallclock", device: str 
     raw = os.path.join(env["nnUNet_raw"], DATASET)
     if not os.path.isfile(os.path.join(raw, "dataset.json")):
         write_dataset(env["nnUNet_raw"], DATASET_ID)
-    run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d", "-np", "2"], env, echo=True)
+    if not is_preprocessed(os.path.join(env["nnUNet_preprocessed"], DATASET), ["2d"]):  # else: a demo run before
+        run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d", "-np", "2"], env, echo=True)
     dice = {name: train_predict_evaluate(env, raw, workdir, trainer_name(recipe, budget), device)
             for name, recipe in MODELS}
     classes = [c for c in LABELS if c != "background"]

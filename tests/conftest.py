@@ -85,6 +85,21 @@ def nnunet_env(root):
     return nnunet_environment(env)
 
 
+def plan_and_preprocess(env, dataset_id, configurations, planners=("ExperimentPlanner",), processes=2):
+    """What `nnUNetv2_plan_and_preprocess -d ID -c CONFIGURATIONS` (then `nnUNetv2_plan_experiment -pl` for
+    further planners) does, through the same nnU-Net functions in this process: no interpreter start-ups, and
+    `processes` workers for the fingerprint too (the command's default is 8)."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprints, plan_experiments, preprocess
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+            mp.setenv(var, env[var])
+        extract_fingerprints([dataset_id], num_processes=processes, verbose=False, show_progress_bar=False)
+        for planner in planners:
+            plan_experiments([dataset_id], planner)
+        preprocess([dataset_id], configurations=configurations, num_processes=[processes], verbose=False,
+                   show_progress_bar=False)
+
+
 @pytest.fixture(scope="session")
 def planned(tmp_path_factory):
     """(env, dataset id): Dataset901 written, planned (default and ResEnc M planners) and preprocessed."""
@@ -92,8 +107,7 @@ def planned(tmp_path_factory):
     root = tmp_path_factory.mktemp("nnunet")
     env = nnunet_env(root)
     write_dataset(env["nnUNet_raw"], 901, n_train=10, n_test=3, shape=(16, 40, 40))
-    run(["nnUNetv2_plan_and_preprocess", "-d", "901", "-c", "2d", "3d_fullres", "-np", "2"], env)
-    run(["nnUNetv2_plan_experiment", "-d", "901", "-pl", "nnUNetPlannerResEncM"], env)
+    plan_and_preprocess(env, 901, ["2d", "3d_fullres"], planners=["ExperimentPlanner", "nnUNetPlannerResEncM"])
     return env, 901
 
 

@@ -11,6 +11,18 @@ SMALL = dict(n_stages=3, features_per_stage=[8, 16, 32], conv_op=torch.nn.Conv2d
              nonlin=torch.nn.LeakyReLU, nonlin_kwargs={"inplace": True})
 
 
+def nnunet_trainer(monkeypatch, env, dataset, configuration, trainer, fold=0):
+    """The trainer nnUNetv2_train would build, built in this process by nnU-Net's own lookup and constructor
+    (run_training.get_trainer_from_args), with nnU-Net's folders and trainer folders from `env`."""
+    from nnunetv2.run.run_training import get_trainer_from_args
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        if var in env:
+            monkeypatch.setenv(var, env[var])
+        else:
+            monkeypatch.delenv(var, raising=False)
+    return get_trainer_from_args(str(dataset), configuration, fold, trainer, device=torch.device("cpu"))
+
+
 def load_plans(env, plans_name="nnUNetPlans", dataset="Dataset901_DepthContext"):
     """The plans nnUNetv2_plan_and_preprocess wrote for the `planned` fixture's dataset (a dict)."""
     return json.load(open(os.path.join(env["nnUNet_preprocessed"], dataset, f"{plans_name}.json")))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import run
+from helpers import nnunet_trainer
 from nnunet_distilldsm.benchmarks.metrics import dice, flops_per_voxel, hd95
 from nnunet_distilldsm.synthetic import make_case
 
@@ -41,7 +42,9 @@ def test_synthetic_objects_look_alike_in_single_slices():
 
 
 @pytest.mark.slow
-def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, tmp_path):
+def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, stock_2d, tmp_path):
+    """The benchmark end to end. Seed 0's nnU-Net 2d model is the session's stock_2d (nnUNetTrainer_tiny, fold 0,
+    in the shared nnUNet_results), which the benchmark reuses as it would a user's; seed 1 trains everything."""
     env, _ = planned
     out = tmp_path / "bench"
     cmd = ["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "--seeds", "0", "1", "--rounds", "2",
@@ -99,35 +102,37 @@ def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, tmp_pa
     assert (runs / "nnU-Net_2d" / "fold0_seed0.json").stat().st_mtime_ns == kept
 
 
-@pytest.mark.slow
-def test_a_model_folder_of_another_recipe_is_refused_not_reused(planned, tmp_path):
+def in_process_study(monkeypatch, env, profile, out, train_minutes=6.0):
+    """The benchmark's Study for Dataset901, built in this process with nnU-Net's folders from `env`."""
+    from nnunet_distilldsm.benchmarks.benchmark import Study
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        monkeypatch.setenv(var, env[var])  # Study adds its trainer folders to os.environ: restored after the test
+    return Study("901", profile, "cpu", str(out), train_minutes)
+
+
+def test_a_model_folder_of_another_recipe_is_refused_not_reused(planned, tmp_path, monkeypatch):
     """A trainer whose recipe changed (here: the folder holds a network with one module per block;
     DistillDSMTrainer_tiny builds one after every conv) must not predict the old models under
-    its name."""
+    its name, nor train over them."""
     from nnunet_distilldsm.trainers import DistillDSMTrainer_perBlock
-    env, _ = planned
-    env = dict(env, nnUNet_results=str(tmp_path / "res"))
+    env = dict(planned[0], nnUNet_results=str(tmp_path / "res"))
     plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], "Dataset901_DepthContext", "nnUNetPlans.json")))
     folder = tmp_path / "res" / "Dataset901_DepthContext" / "DistillDSMTrainer_tiny__nnUNetPlans__2d"
     folder.mkdir(parents=True)
     (folder / "plans.json").write_text(json.dumps(DistillDSMTrainer_perBlock.slab_plans(plans, "2d")))
     before = (folder / "plans.json").read_text()
-    out = tmp_path / "bench"
-    proc = run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "-o", str(out)], env, check=False)
-    assert proc.returncode != 0
-    assert "holds models of a different network than DistillDSMTrainer_tiny builds now (placement: 'block' there, " \
-           "'conv' now)" in proc.stderr + proc.stdout
-    runs = out / "results" / "runs" / "Dataset901_DepthContext" / "tiny"
-    assert (runs / "nnU-Net_2d" / "fold0_seed0.json").is_file()  # the models before it were recorded
-    assert not (runs / "Distill_DSM").exists() and (folder / "plans.json").read_text() == before
+    study = in_process_study(monkeypatch, env, "tiny", tmp_path / "bench")
+    with pytest.raises(SystemExit, match=r"DistillDSMTrainer_tiny__nnUNetPlans__2d holds models of a different "
+                                         r"network than DistillDSMTrainer_tiny builds now \(placement: 'block' there, "
+                                         r"'conv' now\)"):
+        study.train_if_missing("Distill DSM", "DistillDSMTrainer_tiny", "2d", 0, 0)
+    assert sorted(os.listdir(folder)) == ["plans.json"] and (folder / "plans.json").read_text() == before
 
 
-@pytest.mark.slow
-def test_a_calibration_of_another_recipe_is_refused_not_reused(planned, tmp_path):
+def test_a_calibration_of_another_recipe_is_refused_not_reused(planned, tmp_path, monkeypatch):
     """Equal-time's epochs come from a calibration training; one of the old recipe must not set the new one's."""
     from nnunet_distilldsm.trainers import DistillDSMTrainer_perBlock
-    env, _ = planned
-    env = dict(env, nnUNet_results=str(tmp_path / "res"))
+    env = dict(planned[0], nnUNet_results=str(tmp_path / "res"))
     plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], "Dataset901_DepthContext", "nnUNetPlans.json")))
     folder = (tmp_path / "res" / "distilldsm_runs" / "calibration" / "Dataset901_DepthContext"
               / "DistillDSMTrainer_calib__nnUNetPlans__2d")
@@ -137,12 +142,12 @@ def test_a_calibration_of_another_recipe_is_refused_not_reused(planned, tmp_path
     calibration = out / "results" / "runs" / "Dataset901_DepthContext" / "equal-time-tiny" / "calibration.json"
     calibration.parent.mkdir(parents=True)
     calibration.write_text(json.dumps({"nnUNetTrainer_timed__2d": {"epoch_s": 1.0}}))  # nnU-Net 2d: calibrated
-    proc = run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "equal-time-tiny", "--train-minutes", "0.1",
-                "-o", str(out)], env, check=False)
-    assert proc.returncode != 0
-    assert "holds models of a different network than DistillDSMTrainer_calib builds now (placement: 'block' there, " \
-           "'conv' now)" in proc.stderr + proc.stdout
+    study = in_process_study(monkeypatch, env, "equal-time-tiny", out, train_minutes=0.1)
+    with pytest.raises(SystemExit, match=r"holds models of a different network than DistillDSMTrainer_calib builds "
+                                         r"now \(placement: 'block' there, 'conv' now\)"):
+        study.calibration()
     assert set(json.loads(calibration.read_text())) == {"nnUNetTrainer_timed__2d"}  # no epochs from the old recipe
+    assert sorted(os.listdir(folder)) == ["plans.json"]
 
 
 def test_seed_variable_seeds_torch_numpy_and_random(monkeypatch):
@@ -159,59 +164,60 @@ def test_seed_variable_seeds_torch_numpy_and_random(monkeypatch):
     assert seed_from_environment() is None
 
 
-@pytest.mark.slow
-def test_timed_trainer_without_epochs_says_what_to_set(planned, monkeypatch):
-    env, _ = planned
-    env = {k: v for k, v in env.items() if k != "NNUNET_DISTILLDSM_EPOCHS"}
-    proc = run(["nnUNetv2_train", "901", "2d", "0", "-tr", "DistillDSMTrainer_timed", "-device", "cpu"], env,
-               check=False)
-    assert proc.returncode != 0 and "NNUNET_DISTILLDSM_EPOCHS" in proc.stdout + proc.stderr
+@pytest.mark.parametrize("epochs", [None, "0", "two"])
+def test_timed_trainer_without_epochs_says_what_to_set(planned, monkeypatch, tmp_path, epochs):
+    from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE
+    if epochs is None:
+        monkeypatch.delenv(EPOCHS_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(EPOCHS_VARIABLE, epochs)
+    with pytest.raises(RuntimeError, match=f"DistillDSMTrainer_timed trains for {EPOCHS_VARIABLE} epochs .* got "
+                                           f"{epochs or ''!r}: set it"):
+        nnunet_trainer(monkeypatch, dict(planned[0], nnUNet_results=str(tmp_path / "res")), 901, "2d",
+                       "DistillDSMTrainer_timed")
 
 
-@pytest.mark.slow
-def test_equal_wallclock_trains_each_model_for_the_budget_by_its_own_clock(planned, tmp_path):
-    env, _ = planned
+def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budget(planned, tmp_path, monkeypatch):
+    """Equal-time's arithmetic on a calibration.json with every trainer's seconds per epoch: the epochs each
+    training gets, the from-2d run's 80/20 split of the budget, and where and with what each run trains.
+    (A calibration is an ordinary short training: the `tiny` benchmark test trains and records those.)"""
+    from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE, SEED_VARIABLE
+    from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
+    env = dict(planned[0], nnUNet_results=str(tmp_path / "res"))
     out = tmp_path / "bench"
-    run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "equal-wallclock-tiny", "--train-minutes", "0.75",
-         "--rounds", "1", "-o", str(out)], env, timeout=1800)
-    folder = out / "results" / "runs" / "Dataset901_DepthContext" / "equal-wallclock-tiny"
-    assert not (folder / "calibration.json").exists()
-    for model in ("nnU-Net_2d", "Distill_DSM"):
-        record = json.loads((folder / model / "fold0_seed0.json").read_text())
-        assert record["budget_s"] == 45 and record["epochs"] >= 2 and record["iterations"] == 25 * record["epochs"]
-        epoch_wall = record["wall_s"] / record["epochs"]  # an upper bound, with the gaps between epochs
-        assert abs(record["wall_s"] - 45) <= 1.5 * epoch_wall, record
-        assert record["train_s"] <= record["wall_s"]
-    table = out / "results" / "Dataset901_DepthContext_equal-wallclock-tiny.csv"
-    rows = {r["model"]: r for r in csv.DictReader(open(table))}
-    assert set(rows) == {"nnU-Net 2d", "Distill DSM"} and float(rows["Distill DSM"]["wall_s_mean"]) > 0
+    calibration = out / "results" / "runs" / "Dataset901_DepthContext" / "equal-time-tiny" / "calibration.json"
+    calibration.parent.mkdir(parents=True)
+    epoch_s = {"nnUNetTrainer_timed__2d": 2.0, "DistillDSMTrainer_timed__2d": 3.0,
+               "DistillDSMTrainer_from2d_timed__2d": 3.0, "nnUNetTrainer_timedStart__2d": 2.0}
+    calibration.write_text(json.dumps({k: {"epoch_s": v} for k, v in epoch_s.items()}))
+    study = in_process_study(monkeypatch, env, "equal-time-tiny", out, train_minutes=0.5)
+    epochs = {k: v["epochs"] for k, v in study.calibration().items()}
+    assert epochs == {"nnUNetTrainer_timed__2d": 15, "DistillDSMTrainer_timed__2d": 10,  # 30 s / epoch_s
+                      "nnUNetTrainer_timedStart__2d": 12,  # the 2d model a fine-tune starts from: 80% of 30 s
+                      "DistillDSMTrainer_from2d_timed__2d": 2}  # its fine-tune: 20%
+    assert json.loads(calibration.read_text()) == {k: {"epoch_s": v} for k, v in epoch_s.items()}  # nothing retrained
+    run_env = study.environment(1, epochs=12)
+    assert run_env[EPOCHS_VARIABLE] == "12" and run_env[SEED_VARIABLE] == "1" and SECONDS_VARIABLE not in run_env
+    # an equal-time budget's models never share a folder with another budget's, or with seed 0's ordinary models
+    assert study.results_root(0) == os.path.join(env["nnUNet_results"], "distilldsm_runs", "seed0_equal-time-30s")
+    assert run_env["nnUNet_results"] == os.path.join(env["nnUNet_results"], "distilldsm_runs", "seed1_equal-time-30s")
 
 
-@pytest.mark.slow
-def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budget(planned, tmp_path):
-    env, _ = planned
-    out = tmp_path / "bench"
-    proc = run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "equal-time-tiny", "--train-minutes", "0.5",
-                "--rounds", "1", "-o", str(out)], env, timeout=1800)
-    folder = out / "results" / "runs" / "Dataset901_DepthContext" / "equal-time-tiny"
-    calibration = json.loads((folder / "calibration.json").read_text())
-    assert set(calibration) == {"nnUNetTrainer_timed__2d", "DistillDSMTrainer_timed__2d",
-                                "DistillDSMTrainer_from2d_timed__2d", "nnUNetTrainer_timedStart__2d"}
-    for model, key in (("nnU-Net_2d", "nnUNetTrainer_timed__2d"), ("Distill_DSM", "DistillDSMTrainer_timed__2d")):
-        record = json.loads((folder / model / "fold0_seed0.json").read_text())
-        epoch_s = calibration[key]["epoch_s"]
-        assert epoch_s > 0 and record["budget_s"] == 30
-        assert record["epochs"] == max(1, round(30 / epoch_s)) and record["iterations"] == 25 * record["epochs"]
-        assert record["train_s"] > 0
-    # from 2d: its 2d model's training counts towards the budget, 80% of it, the fine-tune 20%
-    record = json.loads((folder / "Distill_DSM_from_2d" / "fold0_seed0.json").read_text())
-    assert record["started_from"] == "nnUNetTrainer_timedStart"
-    assert calibration["nnUNetTrainer_timedStart__2d"]["epoch_s"] == calibration["nnUNetTrainer_timed__2d"]["epoch_s"]
-    assert record["epochs"] == max(1, round(0.2 * 30 / calibration["DistillDSMTrainer_timed__2d"]["epoch_s"]))
-    start_epoch_s = calibration["nnUNetTrainer_timed__2d"]["epoch_s"]
-    assert record["start_iterations"] == 25 * max(1, round(0.8 * 30 / start_epoch_s))
-    assert record["start_train_s"] > 0
-    table = (out / "results" / "Dataset901_DepthContext_equal-time-tiny.md").read_text()
-    assert "Budget: 0.5 training minutes" in table
-    assert os.path.getsize(out / "results" / "Dataset901_DepthContext_tradeoff.png") > 10_000
-    assert "Distill DSM: 1 run(s)" in proc.stdout
+def test_equal_wallclock_gives_each_training_the_budget_in_seconds(planned, tmp_path, monkeypatch):
+    """Each equal-wallclock training is told the budget (the `_wallclock` trainers stop by their own clock:
+    test_wall_clock.py) and trains in a folder of its own budget; no calibration is needed."""
+    from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE
+    from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
+    env = dict(planned[0], nnUNet_results=str(tmp_path / "res"))
+    study = in_process_study(monkeypatch, env, "equal-wallclock-tiny", tmp_path / "bench", train_minutes=0.75)
+    assert [m.trainer for m in study.models] == ["nnUNetTrainer_wallclock", "DistillDSMTrainer_wallclock"]
+    run_env = study.environment(0)
+    assert float(run_env[SECONDS_VARIABLE]) == 45 and EPOCHS_VARIABLE not in run_env
+    assert run_env["nnUNet_results"] == os.path.join(env["nnUNet_results"], "distilldsm_runs", "seed0_wallclock-45s")
+    # a second budget in the same output folder is refused before anything trains
+    run_file = tmp_path / "bench" / "results" / "runs" / "Dataset901_DepthContext" / "equal-wallclock-tiny" / "m"
+    run_file.mkdir(parents=True)
+    (run_file / "fold0_seed0.json").write_text(json.dumps({"budget_s": 45.0}))
+    with pytest.raises(SystemExit, match="trained with other budgets .* than this invocation's 1: pass "
+                                         "--train-minutes 0.75 to add to that study"):
+        in_process_study(monkeypatch, env, "equal-wallclock-tiny", tmp_path / "bench", train_minutes=1)

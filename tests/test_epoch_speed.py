@@ -9,7 +9,11 @@ from nnunet_distilldsm.benchmarks.epoch_speed import GPU_TRAINERS, main
 pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
 
 
-def test_gpu_study_dry_run_on_the_cpu(tmp_path):
+def test_gpu_study_dry_run_on_the_cpu(tmp_path, monkeypatch):
+    # one worker for augmentation and one for nnU-Net's final validation export (its default, 8 spawned
+    # workers, costs more than these tiny trainings on 2 cores); the study itself leaves them to the machine
+    monkeypatch.setenv("nnUNet_n_proc_DA", "1")
+    monkeypatch.setenv("nnUNet_def_n_proc", "1")
     out = tmp_path / "epochs.json"
     # 12 volumes of 20 slices: the planned 2d batch, hence the slab, is 12 slices deep. nnU-Net's Gaussian blur
     # pads a 3-D patch by up to 3 voxels along depth, which crashed 3-slice slabs (a known fault, see the note)

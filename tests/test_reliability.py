@@ -14,7 +14,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from conftest import nnunet_env, run
+from conftest import nnunet_env, plan_and_preprocess, run
 from nnunet_distilldsm.trainers.slab_plans import SlabPlanError, SlabRecipe, make_slab_plans
 
 DS, DS_ID, TRAINER = "Dataset903_Mixed", "903", "DistillDSMTrainer_tiny"
@@ -84,7 +84,7 @@ def mixed(tmp_path_factory):
     with open(os.path.join(raw, "dataset.json"), "w") as f:
         json.dump({"channel_names": {"0": "MRI"}, "labels": {"background": 0, "square": 1},
                    "numTraining": len(DEPTHS), "file_ending": ".nii.gz"}, f)
-    run(["nnUNetv2_plan_and_preprocess", "-d", DS_ID, "-c", "2d", "-np", "1", "-npfp", "1"], env)
+    plan_and_preprocess(env, int(DS_ID), ["2d"], processes=1)
     with open(os.path.join(env["nnUNet_preprocessed"], DS, "splits_final.json"), "w") as f:
         json.dump(SPLITS, f)  # nnU-Net's own way to choose the folds
     run(["nnUNetv2_train", DS_ID, "2d", "0", "-tr", TRAINER, "-device", "cpu"], env)

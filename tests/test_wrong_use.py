@@ -7,8 +7,8 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from conftest import nnunet_env, run
-from helpers import load_dataset_json, load_plans
+from conftest import nnunet_env, plan_and_preprocess, run
+from helpers import load_dataset_json, load_plans, nnunet_trainer
 from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM
 from nnunet_distilldsm.trainers import DistillDSMTrainer
 from nnunet_distilldsm.trainers.slab_plans import SlabPlanError, SlabRecipe, make_slab_plans
@@ -17,26 +17,35 @@ SLAB_TRAINERS = ["DistillDSMTrainer", "SlicesAsChannelsTrainer"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("trainer", SLAB_TRAINERS)
-def test_3d_configuration_is_refused_with_the_command_to_use(planned, trainer):
+def test_nnUNetv2_train_refuses_a_3d_configuration_with_the_command_to_use(planned):
+    """The command path, once: the refusal reaches nnUNetv2_train's stderr and nothing is written. The other
+    start-up errors are raised in this process by the same lookup and constructor (nnunet_trainer)."""
     env, _ = planned
-    proc = run(["nnUNetv2_train", "901", "3d_fullres", "0", "-tr", trainer, "-device", "cpu"], env,
+    proc = run(["nnUNetv2_train", "901", "3d_fullres", "0", "-tr", "DistillDSMTrainer", "-device", "cpu"], env,
                check=False)
     assert proc.returncode != 0
-    assert f"SlabPlanError: {trainer} trains nnU-Net's 2d configuration" in proc.stderr
-    assert f"Run: nnUNetv2_train DATASET 2d FOLD -tr {trainer}" in proc.stderr
+    assert "SlabPlanError: DistillDSMTrainer trains nnU-Net's 2d configuration" in proc.stderr
+    assert "Run: nnUNetv2_train DATASET 2d FOLD -tr DistillDSMTrainer" in proc.stderr
     assert not os.path.exists(os.path.join(env["nnUNet_results"], "Dataset901_DepthContext",
-                                           f"{trainer}__nnUNetPlans__3d_fullres"))
+                                           "DistillDSMTrainer__nnUNetPlans__3d_fullres"))
 
 
-@pytest.mark.slow
-def test_trainer_not_found_without_nnUNet_extTrainer(planned):
-    env, _ = planned
-    env = {k: v for k, v in env.items() if k != "nnUNet_extTrainer"}
-    proc = run(["nnUNetv2_train", "901", "2d", "0", "-tr", "DistillDSMTrainer", "-device", "cpu"], env, check=False)
-    assert proc.returncode != 0
-    assert "Could not find requested nnunet trainer DistillDSMTrainer" in proc.stderr
-    assert "nnUNet_extTrainer" in proc.stderr  # README: export nnUNet_extTrainer=$(nnunet-distilldsm trainer-dir)
+@pytest.mark.parametrize("trainer", SLAB_TRAINERS)
+def test_3d_configuration_is_refused_with_the_command_to_use(planned, trainer, monkeypatch, tmp_path):
+    env = dict(planned[0], nnUNet_results=str(tmp_path / "res"))
+    with pytest.raises(SlabPlanError) as e:
+        nnunet_trainer(monkeypatch, env, 901, "3d_fullres", trainer)
+    assert str(e.value).startswith(f"{trainer} trains nnU-Net's 2d configuration")
+    assert f"Run: nnUNetv2_train DATASET 2d FOLD -tr {trainer}" in str(e.value)
+    assert not os.path.exists(tmp_path / "res")
+
+
+def test_trainer_not_found_without_nnUNet_extTrainer(planned, monkeypatch, tmp_path):
+    env = {k: v for k, v in planned[0].items() if k != "nnUNet_extTrainer"}
+    with pytest.raises(RuntimeError) as e:
+        nnunet_trainer(monkeypatch, dict(env, nnUNet_results=str(tmp_path / "res")), 901, "2d", "DistillDSMTrainer")
+    assert "Could not find requested nnunet trainer DistillDSMTrainer" in str(e.value)
+    assert "nnUNet_extTrainer" in str(e.value)  # README: export nnUNet_extTrainer=$(nnunet-distilldsm trainer-dir)
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +64,17 @@ def single_slice_dataset(tmp_path_factory):
             sitk.WriteImage(sitk.GetImageFromArray(arr), os.path.join(folder, path))
     json.dump({"channel_names": {"0": "CT"}, "labels": {"background": 0, "a": 1}, "numTraining": 4,
                "file_ending": ".nii.gz"}, open(os.path.join(folder, "dataset.json"), "w"))
-    run(["nnUNetv2_plan_and_preprocess", "-d", "902", "-c", "2d", "-np", "1"], env)
+    plan_and_preprocess(env, 902, ["2d"], processes=1)
     return env
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("trainer", SLAB_TRAINERS)
-def test_single_slice_dataset_is_refused_before_anything_is_written(single_slice_dataset, trainer):
+def test_single_slice_dataset_is_refused_before_anything_is_written(single_slice_dataset, trainer, monkeypatch):
     env = single_slice_dataset
-    proc = run(["nnUNetv2_train", "902", "2d", "0", "-tr", trainer, "-device", "cpu"], env, check=False)
-    assert proc.returncode != 0
-    assert f"SlabPlanError: {trainer}: the dataset's images have a median of 1 slice(s)" in proc.stderr
-    assert "For true 2D images use the stock trainer" in proc.stderr
+    with pytest.raises(SlabPlanError) as e:
+        nnunet_trainer(monkeypatch, env, 902, "2d", trainer)
+    assert str(e.value).startswith(f"{trainer}: the dataset's images have a median of 1 slice(s)")
+    assert "For true 2D images use the stock trainer" in str(e.value)
     assert not os.path.exists(os.path.join(env["nnUNet_results"], "Dataset902_Flat"))
 
 

@@ -51,7 +51,7 @@ from nnunet_distilldsm.benchmarks.run_store import (
     source_commit,
     write_json,
 )
-from nnunet_distilldsm.nnunet_commands import nnunet_environment, run_nnunet
+from nnunet_distilldsm.nnunet_commands import is_preprocessed, nnunet_environment, run_nnunet
 
 STANDARD = [Model("nnU-Net 2d", "nnUNetTrainer", None), Model("nnU-Net 3d_fullres", "nnUNetTrainer", None,
                                                               "3d_fullres"),
@@ -308,8 +308,7 @@ class Study:
 
     def prepare(self):
         configs = sorted({m.configuration for m in self.models})
-        if not os.path.isfile(os.path.join(self.pre, "nnUNetPlans.json")) or not all(
-                os.path.isdir(os.path.join(self.pre, f"nnUNetPlans_{c}")) for c in configs):
+        if not is_preprocessed(self.pre, configs):
             say(f"{self.name}: plan and preprocess")
             run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", self.dataset, "-c", *configs, "-np", "2"])
 

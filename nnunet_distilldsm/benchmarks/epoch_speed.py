@@ -27,7 +27,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from nnunet_distilldsm.benchmarks.benchmark import training_record
 from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE, PEAK_GPU_MEMORY_LINE, trainer_name
-from nnunet_distilldsm.nnunet_commands import run_nnunet
+from nnunet_distilldsm.nnunet_commands import is_preprocessed, run_nnunet
 from nnunet_distilldsm.synthetic import write_dataset
 
 DATASET_ID = 988  # any id: each size has an nnU-Net tree of its own
@@ -63,10 +63,10 @@ def epoch_seconds(workdir: str, size: int, trainers: Dict[str, Tuple[str, str]],
     name = f"EpochSpeed{size}"
     dataset = f"Dataset{DATASET_ID}_{name}"
     configs = sorted({config for _, config in trainers.values()})
-    if not all(os.path.isdir(os.path.join(env["nnUNet_preprocessed"], dataset, f"nnUNetPlans_{c}")) for c in configs):
+    if not is_preprocessed(os.path.join(env["nnUNet_preprocessed"], dataset), configs):
         write_dataset(env["nnUNet_raw"], DATASET_ID, name, n_train=n_train, n_test=0, shape=(depth, size, size))
-        run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", *configs, "-np", "2"], env,
-                   quiet=True)
+        run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", *configs, "-np", "2", "-npfp", "2"],
+                   env, quiet=True)
     labels = list(trainers)
     out = {}
     for label in labels[rotate % len(labels):] + labels[:rotate % len(labels)]:
