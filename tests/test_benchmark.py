@@ -47,7 +47,7 @@ def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, stock_
     in the shared nnUNet_results), which the benchmark reuses as it would a user's; seed 1 trains everything."""
     env, _ = planned
     out = tmp_path / "bench"
-    cmd = ["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "--seeds", "0", "1", "--rounds", "2",
+    cmd = ["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "--seeds", "0", "1", "--rounds", "1",
            "-o", str(out)]
     proc = run(cmd, env)
     assert "Distill DSM: 2 run(s)" in proc.stdout

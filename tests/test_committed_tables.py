@@ -13,7 +13,8 @@ RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DATASET = "Dataset901_DepthContext"
 
 
-@pytest.mark.parametrize("profile,extra", [("cpu-small", []), ("equal-wallclock", ["--train-minutes", "6"])])
+@pytest.mark.parametrize("profile,extra", [("cpu-small", []), ("equal-time", ["--train-minutes", "6"]),
+                                           ("equal-wallclock", ["--train-minutes", "6"])])
 def test_no_train_reproduces_the_committed_table(planned, tmp_path, profile, extra):
     env, _ = planned
     runs = os.path.join("results", "runs", DATASET, profile)
