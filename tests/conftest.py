@@ -90,9 +90,10 @@ def plan_and_preprocess(env, dataset_id, configurations, planners=("ExperimentPl
     further planners) does, through the same nnU-Net functions in this process: no interpreter start-ups, and
     `processes` workers for the fingerprint too (the command's default is 8)."""
     from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprints, plan_experiments, preprocess
+
+    from helpers import use_nnunet_folders
     with pytest.MonkeyPatch.context() as mp:
-        for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-            mp.setenv(var, env[var])
+        use_nnunet_folders(mp, env)
         extract_fingerprints([dataset_id], num_processes=processes, verbose=False, show_progress_bar=False)
         for planner in planners:
             plan_experiments([dataset_id], planner)

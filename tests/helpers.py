@@ -11,15 +11,24 @@ SMALL = dict(n_stages=3, features_per_stage=[8, 16, 32], conv_op=torch.nn.Conv2d
              nonlin=torch.nn.LeakyReLU, nonlin_kwargs={"inplace": True})
 
 
-def nnunet_trainer(monkeypatch, env, dataset, configuration, trainer, fold=0):
-    """The trainer nnUNetv2_train would build, built in this process by nnU-Net's own lookup and constructor
-    (run_training.get_trainer_from_args), with nnU-Net's folders and trainer folders from `env`."""
-    from nnunetv2.run.run_training import get_trainer_from_args
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+NNUNET_FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer")
+
+
+def use_nnunet_folders(monkeypatch, env):
+    """nnU-Net's folders and trainer folders of `env` for this process (nnU-Net 2.8 reads them at use); one that
+    `env` lacks is unset. monkeypatch restores them after the test."""
+    for var in NNUNET_FOLDERS:
         if var in env:
             monkeypatch.setenv(var, env[var])
         else:
             monkeypatch.delenv(var, raising=False)
+
+
+def nnunet_trainer(monkeypatch, env, dataset, configuration, trainer, fold=0):
+    """The trainer nnUNetv2_train would build, built in this process by nnU-Net's own lookup and constructor
+    (run_training.get_trainer_from_args), with nnU-Net's folders and trainer folders from `env`."""
+    from nnunetv2.run.run_training import get_trainer_from_args
+    use_nnunet_folders(monkeypatch, env)
     return get_trainer_from_args(str(dataset), configuration, fold, trainer, device=torch.device("cpu"))
 
 

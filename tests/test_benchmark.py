@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import run
-from helpers import nnunet_trainer
+from helpers import nnunet_trainer, use_nnunet_folders
 from nnunet_distilldsm.benchmarks.metrics import dice, flops_per_voxel, hd95
 from nnunet_distilldsm.synthetic import make_case
 
@@ -105,8 +105,7 @@ def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, stock_
 def in_process_study(monkeypatch, env, profile, out, train_minutes=6.0):
     """The benchmark's Study for Dataset901, built in this process with nnU-Net's folders from `env`."""
     from nnunet_distilldsm.benchmarks.benchmark import Study
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
-        monkeypatch.setenv(var, env[var])  # Study adds its trainer folders to os.environ: restored after the test
+    use_nnunet_folders(monkeypatch, env)  # Study adds its trainer folders to os.environ: restored after the test
     return Study("901", profile, "cpu", str(out), train_minutes)
 
 

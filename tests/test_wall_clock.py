@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from helpers import load_dataset_json, load_plans
+from helpers import load_dataset_json, load_plans, use_nnunet_folders
 from nnunet_distilldsm.benchmarks import wall_clock
 from nnunet_distilldsm.benchmarks.budget_trainers import find_trainer
 
@@ -49,8 +49,7 @@ def in_process(planned, tmp_path, monkeypatch):
     """(plans, dataset.json) of the planned dataset, nnU-Net's folders set for trainers built in this process
     (which take the plans with nnU-Net's run_training's `continue_training` added)."""
     env, _ = planned
-    monkeypatch.setenv("nnUNet_preprocessed", env["nnUNet_preprocessed"])
-    monkeypatch.setenv("nnUNet_results", str(tmp_path / "res"))
+    use_nnunet_folders(monkeypatch, dict(env, nnUNet_results=str(tmp_path / "res")))
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")  # augmentation in this process
     return load_plans(env), load_dataset_json(env)
 
