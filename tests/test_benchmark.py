@@ -66,7 +66,16 @@ def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, stock_
     tuned = json.loads((runs / "Distill_DSM_from_2d" / "fold0_seed1.json").read_text())
     two_d = json.loads((runs / "nnU-Net_2d" / "fold0_seed1.json").read_text())
     assert tuned["started_from"] == "nnUNetTrainer_tiny" and tuned["start_train_s"] == two_d["train_s"]
-    assert tuned["iterations"] == 4 and tuned["start_iterations"] == 8
+    assert tuned["iterations"] == 4 and tuned["start_iterations"] == 8 and tuned["start_contended"] is False
+    # the benchmark scores its own cases: its trainings skip nnU-Net's final validation, and say so in their log
+    seed1 = os.path.join(env["nnUNet_results"], "distilldsm_runs", "seed1", "Dataset901_DepthContext")
+    assert len(os.listdir(seed1)) == 3  # nnU-Net 2d, Distill DSM, the fine-tune
+    for model in os.listdir(seed1):
+        fold = os.path.join(seed1, model, "fold_0")
+        assert os.path.isfile(os.path.join(fold, "checkpoint_final.pth"))
+        assert not os.path.exists(os.path.join(fold, "validation"))
+        logs = [open(os.path.join(fold, f)).read() for f in os.listdir(fold) if f.startswith("training_log")]
+        assert any("final validation skipped" in log for log in logs), model
     # seeds 0 and 1 are different trainings: their predictions differ somewhere
     dsm = [json.loads((runs / "Distill_DSM" / f"fold0_seed{s}.json").read_text())["cases"] for s in (0, 1)]
     assert dsm[0] != dsm[1]
@@ -221,3 +230,28 @@ def test_equal_wallclock_gives_each_training_the_budget_in_seconds(planned, tmp_
     with pytest.raises(SystemExit, match="trained with other budgets .* than this invocation's 1: pass "
                                          "--train-minutes 0.75 to add to that study"):
         in_process_study(monkeypatch, env, "equal-wallclock-tiny", tmp_path / "bench", train_minutes=1)
+
+
+def test_a_fine_tunes_cost_with_its_start_leaves_out_runs_whose_start_was_contended():
+    """Seconds measured beside other jobs are not a cost: a fine-tune's own seconds count where its own training
+    was alone, its seconds with the 2d model it started from only where that training was alone too."""
+    from nnunet_distilldsm.benchmarks.report import model_row, train_s_text
+
+    def run_file(run, train_s, start_train_s, start_contended=False, contended=False):
+        cases = {f"c{i}": {"dice": {"1": 0.5 + 0.01 * i}, "hd95": {"1": 1.0}} for i in range(4)}
+        return {"run": run, "train_s": train_s, "iterations": 4, "cases": cases, "contended": contended,
+                "started_from": "nnUNetTrainer_tiny", "start_train_s": start_train_s,
+                "start_contended": start_contended}
+
+    runs = [run_file("fold0_seed0", 10, 700, start_contended=True), run_file("fold1_seed0", 12, 100),
+            run_file("fold2_seed0", 14, 120), run_file("fold3_seed0", 99, 110, contended=True)]
+    row = model_row("from 2d", "DistillDSMTrainer_from2d_tiny", "2d", runs, {}, {})
+    assert row["train_s_runs"] == 3 and row["train_s_mean"] == 12  # fold 3's own training was contended
+    assert row["train_s_with_start_runs"] == 2 and row["train_s_with_start_mean"] == (112 + 134) / 2
+    assert train_s_text(row) == "12 (with its start: 123; 1 run(s) with a contended start left out) " \
+                                "(1 contended run(s) left out)"
+    no_start = model_row("from 2d", "DistillDSMTrainer_from2d_tiny", "2d", runs[:1], {}, {})
+    assert math.isnan(no_start["train_s_with_start_mean"]) and "with its start: n/a" in train_s_text(no_start)
+    plain = model_row("2d", "nnUNetTrainer_tiny", "2d", [{k: v for k, v in runs[1].items() if "start" not in k}],
+                      {}, {})
+    assert train_s_text(plain) == "12"

@@ -8,7 +8,10 @@ field then says the training happened at or before it. Files that already carry 
 
 contended: trainings documented as measured while other jobs shared the 2-core machine (README and issue notes
 of 2026-11-30 to 2026-12-05), or shown to by the run files' own timings (issue 35), marked with why; the tables
-leave their training seconds out. Idempotent.
+leave their training seconds out.
+
+start_contended (fine-tunes): whether the 2d model the fine-tune started from is such a training; a table's
+"with its start" seconds leave those runs out. Idempotent.
 Run from the repository root: python benchmarks/checks/mark_run_files.py
 """
 import glob
@@ -60,8 +63,12 @@ def main():
         why = CONTENDED.get((*key(r), round(r["train_s"])))
         if why:
             r.update(contended=True, contention={"note": why})
+        if "started_from" in r:  # a fine-tune: was the 2d model it started from trained under contention?
+            start = (r["dataset"], r["started_from"], "2d", r["run"], round(r["start_train_s"]))
+            r["start_contended"] = start in CONTENDED
         write_json(f, r)
-    print(f"{len(files)} run files; {sum(1 for r in records.values() if r.get('contended'))} marked contended")
+    print(f"{len(files)} run files; {sum(1 for r in records.values() if r.get('contended'))} marked contended, "
+          f"{sum(1 for r in records.values() if r.get('start_contended'))} fine-tunes from a contended start")
 
 
 if __name__ == "__main__":

@@ -199,9 +199,10 @@ def predict_timed(predictor, cases, out_dir: str) -> float:
     os.makedirs(out_dir, exist_ok=True)
     voxels = sum(np.prod(sitk.ReadImage(c[1][0]).GetSize()) for c in cases)
     t = time.perf_counter()
-    predictor.predict_from_files([c[1] for c in cases], [os.path.join(out_dir, c[0]) for c in cases],
-                                 save_probabilities=False, overwrite=True, num_processes_preprocessing=1,
-                                 num_processes_segmentation_export=1)
+    # nnU-Net's sequential prediction: no worker processes, whose start-up (seconds each call) would swamp the
+    # per-voxel figure of small cases and shrink every ratio towards 1
+    predictor.predict_from_files_sequential([c[1] for c in cases], [os.path.join(out_dir, c[0]) for c in cases],
+                                            save_probabilities=False, overwrite=True)
     return (time.perf_counter() - t) / voxels
 
 
@@ -297,9 +298,15 @@ class Study:
         return os.path.join(self.results_root(seed), self.name, model_identifier(trainer, config))
 
     def environment(self, seed: int, epochs: Optional[int] = None) -> dict:
-        from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE, SEED_VARIABLE
+        from nnunet_distilldsm.benchmarks.budget_trainers import (
+            EPOCHS_VARIABLE,
+            FINAL_VALIDATION_VARIABLE,
+            SEED_VARIABLE,
+        )
         from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
-        env = dict(os.environ, nnUNet_results=self.results_root(seed), **{SEED_VARIABLE: str(seed)})
+        # the benchmark predicts and scores its own cases: nnU-Net's final validation is skipped (budget_trainers)
+        env = dict(os.environ, nnUNet_results=self.results_root(seed), **{SEED_VARIABLE: str(seed),
+                                                                          FINAL_VALIDATION_VARIABLE: "0"})
         if epochs is not None:
             env[EPOCHS_VARIABLE] = str(epochs)
         if self.wall_clock:
@@ -378,7 +385,7 @@ class Study:
                         record["budget_s"] = self.budget_s
                     if start:
                         record.update(started_from=start["trainer"], start_train_s=start["train_s"],
-                                      start_iterations=start["iterations"])
+                                      start_iterations=start["iterations"], start_contended=start["contended"])
                     write_json(run_file(self.out_root, self.name, self.profile, model, fold, seed), record)
                     say(f"{model}: {run_id(fold, seed)} recorded")
                 self.measure_costs_if_missing(fold, seed, timing_cases, rounds)
@@ -443,7 +450,8 @@ class Study:
             convert(checkpoint, weights, trainer, force=True, seed=seed)
         base_record = training_record(folder, fold)
         return {"trainer": base, "weights": weights, "train_s": base_record["train_s"],
-                "iterations": base_record["iterations"]}
+                "iterations": base_record["iterations"],
+                "contended": bool(trained_by(folder, fold).get("contended", False))}
 
     def measure_costs_if_missing(self, fold: int, seed: int, timing_cases: int, rounds: int):
         """Costs of every model, on this run's models; inference timed with the models taking turns."""

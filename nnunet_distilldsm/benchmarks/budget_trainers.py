@@ -13,6 +13,11 @@ its trainer class, so a budget read from the environment would put runs of diffe
 carry stay valid. nnU-Net finds these classes through `trainer_dir()` (nnunet_distilldsm.benchmarks), a second
 folder that the benchmark, the demo and the tests add to nnUNet_extTrainer (nnunet_commands.nnunet_environment).
 
+The benchmark and `epoch-speed` set NNUNET_DISTILLDSM_FINAL_VALIDATION=0: they predict and score their own cases
+(or need only epoch seconds), so nnU-Net's final validation of each model (its spawned export and evaluation
+workers) would be time spent on results nobody reads. Unset, these trainers validate as nnU-Net does; `nnUNetv2_train
+... --val` validates a benchmark model afterwards.
+
 Every short run seeds torch, numpy and Python's `random` from NNUNET_DISTILLDSM_SEED when it is set. nnU-Net's
 augmentation workers seed themselves from the OS (nnU-Net passes no seeds), so only with nnUNet_n_proc_DA=0
 (augmentation in the main process) does the seed cover them. Short runs save checkpoint_latest after every epoch,
@@ -33,6 +38,7 @@ from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perB
 
 SEED_VARIABLE = "NNUNET_DISTILLDSM_SEED"
 EPOCHS_VARIABLE = "NNUNET_DISTILLDSM_EPOCHS"
+FINAL_VALIDATION_VARIABLE = "NNUNET_DISTILLDSM_FINAL_VALIDATION"  # "0": skip nnU-Net's final validation
 PEAK_GPU_MEMORY_LINE = "peak GPU memory allocated in training:"
 # epochs (None: from EPOCHS_VARIABLE), iterations per epoch, validation iterations per epoch
 BUDGETS = {"tiny": (2, 4, 2), "demo": (10, 25, 5), "bench": (25, 25, 5), "calib": (2, 25, 5), "timed": (None, 25, 5),
@@ -84,8 +90,16 @@ def shortened(base: type, budget: str) -> type:
             self.print_to_log_file(f"{PEAK_GPU_MEMORY_LINE} {peak_mib:.0f} MiB")
         base.on_train_end(self)
 
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        if os.environ.get(FINAL_VALIDATION_VARIABLE) == "0":
+            self.print_to_log_file(f"final validation skipped ({FINAL_VALIDATION_VARIABLE}=0); run nnUNetv2_train "
+                                   f"with --val and without it to validate this model")
+            return
+        base.perform_actual_validation(self, save_probabilities)
+
     doc = f"{base.__name__}, {epochs if epochs is not None else EPOCHS_VARIABLE} epochs x {iterations} iterations."
-    return type(name, (base,), {"__init__": __init__, "on_train_end": on_train_end, "__module__": __name__,
+    return type(name, (base,), {"__init__": __init__, "on_train_end": on_train_end,
+                                "perform_actual_validation": perform_actual_validation, "__module__": __name__,
                                 "__qualname__": name, "__doc__": doc, "iterations_per_epoch": iterations})
 
 

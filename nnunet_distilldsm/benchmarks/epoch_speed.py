@@ -3,7 +3,8 @@
 For each slice size, the synthetic dataset is written with volumes of `depth` slices of that size,
 planned and preprocessed by nnU-Net for the configurations the study needs, and each trainer trains
 a few short epochs with nnU-Net's own data loader, augmentation workers, validation and (on CUDA)
-AMP and torch.compile as nnU-Net decides. From nnU-Net's log: seconds per epoch after the first
+AMP and torch.compile as nnU-Net decides (its final validation after the last epoch is skipped: no epoch
+second depends on it). From nnU-Net's log: seconds per epoch after the first
 (their mean), iterations per second, the first epoch's excess over them (compile and warm-up), and
 on CUDA the peak GPU memory the short-run trainers log. The trainers run one after the other, in an
 order that rotates with the size, on an otherwise idle machine.
@@ -26,7 +27,12 @@ import statistics
 from typing import Dict, Optional, Sequence, Tuple
 
 from nnunet_distilldsm.benchmarks.benchmark import training_record
-from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE, PEAK_GPU_MEMORY_LINE, trainer_name
+from nnunet_distilldsm.benchmarks.budget_trainers import (
+    EPOCHS_VARIABLE,
+    FINAL_VALIDATION_VARIABLE,
+    PEAK_GPU_MEMORY_LINE,
+    trainer_name,
+)
 from nnunet_distilldsm.nnunet_commands import is_preprocessed, run_nnunet
 from nnunet_distilldsm.synthetic import write_dataset
 
@@ -59,7 +65,8 @@ def epoch_seconds(workdir: str, size: int, trainers: Dict[str, Tuple[str, str]],
     """{label: figures} for each trainer (class name without budget, configuration) on volumes of depth x size^2."""
     root = os.path.join(workdir, f"size{size}x{depth}")
     env = dict(os.environ, nnUNet_raw=os.path.join(root, "raw"), nnUNet_preprocessed=os.path.join(root, "pre"),
-               nnUNet_results=os.path.join(root, "results"), **{EPOCHS_VARIABLE: str(epochs)})
+               nnUNet_results=os.path.join(root, "results"), **{EPOCHS_VARIABLE: str(epochs)},
+               **{FINAL_VALIDATION_VARIABLE: "0"})  # epoch seconds only
     name = f"EpochSpeed{size}"
     dataset = f"Dataset{DATASET_ID}_{name}"
     configs = sorted({config for _, config in trainers.values()})

@@ -51,9 +51,12 @@ def model_row(model: str, trainer: str, configuration: str, runs: List[dict], re
     timed = [r for r in runs if not contended(r)]
     row["train_s_runs"] = len(timed)
     row["train_s_total"] = sum(r["train_s"] for r in timed) if timed else math.nan
-    # a fine-tune's cost includes the training of the model it started from
-    row["train_s_with_start_mean"] = statistics.mean(r["train_s"] + r.get("start_train_s", 0) for r in timed) \
-        if timed else math.nan
+    # a fine-tune's cost includes the training of the model it started from, where that one was not contended
+    with_start = [r for r in timed if not r.get("start_contended", False)]
+    row["fine_tune"] = any("start_train_s" in r for r in runs)
+    row["train_s_with_start_runs"] = len(with_start)
+    row["train_s_with_start_mean"] = statistics.mean(r["train_s"] + r.get("start_train_s", 0) for r in with_start) \
+        if with_start else math.nan
     row["train_s_mean"] = row["train_s_total"] / len(timed) if timed else math.nan
     # first epoch's start to last epoch's end (what equal-wallclock budgets); NaN for runs recorded before it
     row["wall_s_mean"] = statistics.mean(r.get("wall_s", math.nan) for r in timed) if timed else math.nan
@@ -118,7 +121,12 @@ def train_s_text(r: dict) -> str:
     own, total = r["train_s_mean"], r["train_s_with_start_mean"]
     if not r["train_s_runs"]:
         return "contended (all runs)"
-    text = f"{own:.0f}" if total == own else f"{own:.0f} (with its start: {total:.0f})"
+    text = f"{own:.0f}"
+    if r["fine_tune"]:
+        clean = r["train_s_with_start_runs"]
+        text += " (with its start: " + (f"{total:.0f}" if clean else "n/a") + (
+            f"; {r['train_s_runs'] - clean} run(s) with a contended start left out" if
+            clean < r["train_s_runs"] else "") + ")"
     left_out = r["runs"] - r["train_s_runs"]
     return text + (f" ({left_out} contended run(s) left out)" if left_out else "")
 
@@ -130,7 +138,8 @@ def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, he
     stem = os.path.join(out, f"{dataset}_{profile}")
     cols = ["model", "runs", "dice_mean", "dice_lo", "dice_hi", "dice_run_sd", "dice_vs_2d", "dice_vs_2d_lo",
             "dice_vs_2d_hi", "verdict_vs_2d", "dice_vs_3d", "dice_vs_3d_lo", "dice_vs_3d_hi", "verdict_vs_3d",
-            "train_s_runs", "train_s_total", "train_s_mean", "train_s_with_start_mean", "wall_s_mean", "iterations"] + \
+            "train_s_runs", "train_s_total", "train_s_mean", "train_s_with_start_runs", "train_s_with_start_mean",
+            "wall_s_mean", "iterations"] + \
         sorted({k for r in rows for k in r if k.startswith("dice_") and k[5:] not in
                 ("mean", "lo", "hi", "run_sd") and not k.startswith("dice_vs")}) + ["hd95_mean"] + \
         sorted({k for r in rows for k in r if k.startswith("hd95_") and k != "hd95_mean"}) + \
@@ -173,6 +182,10 @@ def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, he
     return stem
 
 
+def not_plotted(r: dict) -> str:
+    return " (not plotted: no uncontended training seconds)" if math.isnan(r["train_s_with_start_mean"]) else ""
+
+
 def plot_profile(rows: List[dict], path: str, title: str):
     import matplotlib
     matplotlib.use("Agg")
@@ -182,7 +195,8 @@ def plot_profile(rows: List[dict], path: str, title: str):
     for i, r in enumerate(rows):
         a.errorbar(r["train_s_with_start_mean"], r["dice_mean"], yerr=[[r["dice_mean"] - r["dice_lo"]],
                                                                        [r["dice_hi"] - r["dice_mean"]]],
-                   fmt="o", ms=7, capsize=4, color=colors[i % len(colors)], label=f"{r['model']} ({r['runs']} runs)")
+                   fmt="o", ms=7, capsize=4, color=colors[i % len(colors)],
+                   label=f"{r['model']} ({r['runs']} runs)" + not_plotted(r))
     a.legend(fontsize=8, loc="lower right")
     a.margins(0.15)
     a.set_xlabel(TRAIN_S_AXIS)
@@ -220,7 +234,7 @@ def plot_tradeoff(rows_by_profile: Dict[str, List[dict]], path: str, title: str)
             ax.errorbar(r["train_s_with_start_mean"], r["dice_mean"],
                         yerr=[[r["dice_mean"] - r["dice_lo"]], [r["dice_hi"] - r["dice_mean"]]],
                         fmt=markers[j % len(markers)], ms=7, capsize=4, color=colors[i % len(colors)],
-                        label=f"{r['model']}, {profile}")
+                        label=f"{r['model']}, {profile}" + not_plotted(r))
     ax.set_xlabel(TRAIN_S_AXIS)
     ax.set_ylabel("mean Dice (95% CI over runs and cases)")
     ax.set_title(title)
