@@ -32,6 +32,14 @@ def nnunet_trainer(monkeypatch, env, dataset, configuration, trainer, fold=0):
     return get_trainer_from_args(str(dataset), configuration, fold, trainer, device=torch.device("cpu"))
 
 
+def without_final_validation(env):
+    """`env` for a training whose test reads no validation result: the benchmark's trainers (`_tiny` etc.) skip
+    nnU-Net's final validation (two spawned worker pools, ~11 s a training here). Validation itself stays tested by
+    the `trained`, `stock_2d` and `stock_3d` fixtures (--npz, nnUNetv2_find_best_configuration)."""
+    from nnunet_distilldsm.benchmarks.budget_trainers import FINAL_VALIDATION_VARIABLE
+    return dict(env, **{FINAL_VALIDATION_VARIABLE: "0"})
+
+
 def load_plans(env, plans_name="nnUNetPlans", dataset="Dataset901_DepthContext"):
     """The plans nnUNetv2_plan_and_preprocess wrote for the `planned` fixture's dataset (a dict)."""
     return json.load(open(os.path.join(env["nnUNet_preprocessed"], dataset, f"{plans_name}.json")))

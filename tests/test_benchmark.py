@@ -185,11 +185,23 @@ def test_timed_trainer_without_epochs_says_what_to_set(planned, monkeypatch, tmp
                        "DistillDSMTrainer_timed")
 
 
-def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budget(planned, tmp_path, monkeypatch):
-    """Equal-time's arithmetic on a calibration.json with every trainer's seconds per epoch: the epochs each
-    training gets, the from-2d run's 80/20 split of the budget, and where and with what each run trains.
-    No calibration training runs here: every trainer's seconds per epoch is given (docs/install.md names the lines
-    this leaves untested)."""
+def test_timed_trainer_trains_the_epochs_it_is_given(planned, monkeypatch, tmp_path):
+    from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE
+    monkeypatch.setenv(EPOCHS_VARIABLE, "7")
+    trainer = nnunet_trainer(monkeypatch, dict(planned[0], nnUNet_results=str(tmp_path / "res")), 901, "2d",
+                             "DistillDSMTrainer_timed")
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (7, 25, 5)
+
+
+def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budget(planned, stock_2d, tmp_path,
+                                                                                    monkeypatch, capsys):
+    """Equal-time's arithmetic on a calibration.json with three trainers' seconds per epoch and, for the fourth,
+    a calibration model kept from an earlier invocation (the session's stock_2d model in the calibration folder):
+    the epochs each training gets, the from-2d run's 80/20 split of the budget, and where and with what each run
+    trains. No calibration training runs here (docs/install.md names the line this leaves untested)."""
+    import shutil
+
+    from nnunet_distilldsm.benchmarks.benchmark import training_record
     from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE, SEED_VARIABLE
     from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
     env = dict(planned[0], nnUNet_results=str(tmp_path / "res"))
@@ -197,14 +209,21 @@ def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budg
     calibration = out / "results" / "runs" / "Dataset901_DepthContext" / "equal-time-tiny" / "calibration.json"
     calibration.parent.mkdir(parents=True)
     epoch_s = {"nnUNetTrainer_timed__2d": 2.0, "DistillDSMTrainer_timed__2d": 3.0,
-               "DistillDSMTrainer_from2d_timed__2d": 3.0, "nnUNetTrainer_timedStart__2d": 2.0}
+               "DistillDSMTrainer_from2d_timed__2d": 3.0}
     calibration.write_text(json.dumps({k: {"epoch_s": v} for k, v in epoch_s.items()}))
+    kept = tmp_path / "res" / "distilldsm_runs" / "calibration" / "Dataset901_DepthContext" / \
+        "nnUNetTrainer_calib__nnUNetPlans__2d"
+    shutil.copytree(stock_2d[1], kept)  # nnUNetTrainer_timedStart's calibration: nnUNetTrainer's network
+    kept_s = training_record(str(kept), 0)["epoch_s"][-1]
     study = in_process_study(monkeypatch, env, "equal-time-tiny", out, train_minutes=0.5)
     epochs = {k: v["epochs"] for k, v in study.calibration().items()}
     assert epochs == {"nnUNetTrainer_timed__2d": 15, "DistillDSMTrainer_timed__2d": 10,  # 30 s / epoch_s
-                      "nnUNetTrainer_timedStart__2d": 12,  # the 2d model a fine-tune starts from: 80% of 30 s
+                      # the 2d model a fine-tune starts from: 80% of 30 s, at the kept calibration's last epoch
+                      "nnUNetTrainer_timedStart__2d": max(1, round(24 / kept_s)),
                       "DistillDSMTrainer_from2d_timed__2d": 2}  # its fine-tune: 20%
-    assert json.loads(calibration.read_text()) == {k: {"epoch_s": v} for k, v in epoch_s.items()}  # nothing retrained
+    written = json.loads(calibration.read_text())
+    assert {k: v["epoch_s"] for k, v in written.items()} == {**epoch_s, "nnUNetTrainer_timedStart__2d": kept_s}
+    assert written["nnUNetTrainer_timedStart__2d"]["commit"] and "calibrate" not in capsys.readouterr().out
     run_env = study.environment(1, epochs=12)
     assert run_env[EPOCHS_VARIABLE] == "12" and run_env[SEED_VARIABLE] == "1" and SECONDS_VARIABLE not in run_env
     # an equal-time budget's models never share a folder with another budget's, or with seed 0's ordinary models

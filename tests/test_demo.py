@@ -34,6 +34,8 @@ def test_demo_trains_both_models_for_the_same_wall_clock_and_prints_their_dice(p
     for trainer in ("nnUNetTrainer_wallclock", "DistillDSMTrainer_wallclock"):
         predicted = [f for f in os.listdir(work / "predictions" / trainer) if f.endswith(".nii.gz")]
         assert sorted(predicted) == sorted(os.listdir(work / "raw" / DS / "labelsTs"))  # every test case
+        fold = work / "results" / DS / f"{trainer}__nnUNetPlans__2d" / "fold_0"
+        assert (fold / "checkpoint_final.pth").is_file() and not (fold / "validation").exists()  # not read
 
 
 def test_demo_refuses_train_seconds_with_an_iteration_budget(tmp_path):

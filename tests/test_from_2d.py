@@ -1,9 +1,9 @@
 """`nnunet-distilldsm from-2d`: a stock nnU-Net 2d checkpoint -> a -pretrained_weights file for a slab trainer.
 
-What nnU-Net loads is checked through nnU-Net's own code: a subprocess runs `get_trainer_from_args` and
-`maybe_load_checkpoint`, the two calls `nnUNetv2_train -pretrained_weights` makes before training starts, and
-saves the network's state as it is before the first step. Fine-tuning runs go to their own nnUNet_results,
-so they never meet the models other tests train on Dataset901.
+What nnU-Net loads is checked through nnU-Net's own code: the test process runs `get_trainer_from_args` and
+`maybe_load_checkpoint`, the two calls `nnUNetv2_train -pretrained_weights` (or `--c`) makes before training
+starts, and reads the network's state as it is before the first step; the fine-tunes train through the command.
+Fine-tuning runs go to their own nnUNet_results, so they never meet the models other tests train on Dataset901.
 """
 import copy
 import json
@@ -14,27 +14,18 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from nnunetv2.run.run_training import get_trainer_from_args
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from conftest import DS, raw, results, run
+from helpers import use_nnunet_folders, without_final_validation
 from nnunet_distilldsm.from_2d import From2dError, convert, find_trainer
 
 pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
 
 SEG = ".seg_layers."
 
-PROBE = """
-import sys, torch
-from nnunetv2.run.run_training import get_trainer_from_args, maybe_load_checkpoint
-trainer, fold, weights, out = sys.argv[1:]
-resume = weights == "--c"
-t = get_trainer_from_args("901", "2d", int(fold), trainer, "nnUNetPlans", resume, device=torch.device("cpu"))
-# nnUNetv2_train --c, or -pretrained_weights, before run_training
-maybe_load_checkpoint(t, resume, False, None if resume else weights)
-torch.save({"state": {k: v.clone() for k, v in t.network.state_dict().items()}, "plans": t.plans_manager.plans,
-            "epoch": t.current_epoch}, out)
-"""
 
 
 def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -50,20 +41,28 @@ def checkpoint_2d(stock_2d):
     return os.path.join(stock_2d[1], "fold_0", "checkpoint_final.pth")
 
 
-def nnunet_starts_with(env, trainer, weights, tmp_path):
+def nnunet_start(env, trainer, weights=None):
+    """`trainer`'s network and trainer as nnUNetv2_train starts them, before the first step: built by nnU-Net's
+    get_trainer_from_args and maybe_load_checkpoint (what the command runs before run_training) in this process,
+    from -pretrained_weights `weights`, or from the fold's checkpoint (--c) when `weights` is None."""
+    from nnunetv2.run.run_training import maybe_load_checkpoint
+    with pytest.MonkeyPatch.context() as mp:
+        use_nnunet_folders(mp, env)
+        t = get_trainer_from_args("901", "2d", 0, trainer, "nnUNetPlans", weights is None, torch.device("cpu"))
+        maybe_load_checkpoint(t, weights is None, False, weights)
+    return t
+
+
+def nnunet_starts_with(env, trainer, weights):
     """(state dict, plans) of `trainer`'s network as nnUNetv2_train -pretrained_weights `weights` starts it."""
-    out = str(tmp_path / f"probe_{trainer}.pt")
-    run(["python", "-c", PROBE, trainer, "0", weights, out], env)
-    probe = load(out)
-    return probe["state"], probe["plans"]
+    t = nnunet_start(env, trainer, weights)
+    return {k: v.clone() for k, v in t.network.state_dict().items()}, t.plans_manager.plans
 
 
-def nnunet_continues_with(env, trainer, tmp_path):
+def nnunet_continues_with(env, trainer):
     """(state dict, epoch) of `trainer`'s network as nnUNetv2_train --c starts it."""
-    out = str(tmp_path / f"probe_continue_{trainer}.pt")
-    run(["python", "-c", PROBE, trainer, "0", "--c", out], env)
-    probe = load(out)
-    return probe["state"], probe["epoch"]
+    t = nnunet_start(env, trainer)
+    return {k: v.clone() for k, v in t.network.state_dict().items()}, t.current_epoch
 
 
 def fine_tune_env(env, tmp_path):
@@ -80,9 +79,9 @@ def distill_from_2d(stock_2d, tmp_path_factory):
     out = str(tmp / "out" / "distill.pth")
     cli = run(["nnunet-distilldsm", "from-2d", checkpoint_2d(stock_2d), "-tr", "DistillDSMTrainer_tiny", "-o", out],
               env)
-    state, plans = nnunet_starts_with(env, "DistillDSMTrainer_tiny", out, tmp)
+    state, plans = nnunet_starts_with(env, "DistillDSMTrainer_tiny", out)
     train = run(["nnUNetv2_train", "901", "2d", "0", "-tr", "DistillDSMTrainer_tiny", "-pretrained_weights", out,
-                 "-device", "cpu"], env)
+                 "-device", "cpu"], without_final_validation(env))
     return env, out, cli, state, plans, train
 
 
@@ -137,7 +136,7 @@ def test_keep_seg_layers_starts_the_fine_tune_with_every_2d_tensor_through_nnune
     assert f"wrote {written}" in cli.stdout and f"-tr {trainer} -p nnUNetPlans --c" in cli.stdout
     assert sorted(f for f in os.listdir(fold_dir) if f.endswith((".pth", ".partial"))) == ["checkpoint_latest.pth"]
     w2d = load(checkpoint_2d(stock_2d))["network_weights"]
-    state, epoch = nnunet_continues_with(env, trainer, tmp_path)
+    state, epoch = nnunet_continues_with(env, trainer)
     assert epoch == 0  # --c starts the fine-tune at its first epoch
     assert any(SEG in k for k in w2d)
     for k, v in w2d.items():  # segmentation layers included, bitwise, before the first step
@@ -155,15 +154,17 @@ def test_keep_seg_layers_starts_the_fine_tune_with_every_2d_tensor_through_nnune
     assert again.returncode == 1 and "already holds checkpoint_latest.pth" in again.stderr
     assert open(written, "rb").read() == before
     # the real command continues it to the end
-    run(["nnUNetv2_train", "901", "2d", "0", "-tr", trainer, "--c", "-device", "cpu"], env)
+    run(["nnUNetv2_train", "901", "2d", "0", "-tr", trainer, "--c", "-device", "cpu"], without_final_validation(env))
     final = load(os.path.join(fold_dir, "checkpoint_final.pth"))
     assert final["current_epoch"] == 2 and list(final["network_weights"]) == list(state)
 
 
-def test_from_2d_needs_exactly_one_of_o_and_keep_seg_layers(stock_2d, tmp_path):
+def test_from_2d_needs_exactly_one_of_o_and_keep_seg_layers(stock_2d, tmp_path, capsys):
+    """The command's argument check, in-process (the command path itself: the 3d_fullres refusal below)."""
+    from nnunet_distilldsm.cli import main
     for extra in ([], ["-o", str(tmp_path / "x.pth"), "--keep-seg-layers"]):
-        proc = run(["nnunet-distilldsm", "from-2d", checkpoint_2d(stock_2d), *extra], stock_2d[0], check=False)
-        assert proc.returncode == 2 and "either -o FILE" in proc.stderr
+        assert main(["from-2d", checkpoint_2d(stock_2d), *extra]) == 2  # the command's exit status
+        assert "either -o FILE" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x.pth")
 
 
@@ -172,7 +173,7 @@ def test_residual_dsm_file_is_the_2d_weights_and_nnunet_loads_it(stock_2d, tmp_p
     out = str(tmp_path / "residual.pth")
     summary = convert(checkpoint_2d(stock_2d), out, "ResidualDSMTrainer_tiny")
     assert summary["initialised"] == []  # Residual DSM has no parameters
-    state, _ = nnunet_starts_with(env, "ResidualDSMTrainer_tiny", out, tmp_path)
+    state, _ = nnunet_starts_with(env, "ResidualDSMTrainer_tiny", out)
     ckpt_2d = load(checkpoint_2d(stock_2d))
     weights = check_start(ckpt_2d, out, state, "ResidualDSMTrainer_tiny")
     assert list(weights) == list(ckpt_2d["network_weights"])
@@ -186,7 +187,7 @@ def test_slices_as_channels_starts_with_exactly_the_2d_features(stock_2d, tmp_pa
     summary = convert(checkpoint_2d(stock_2d), out, "SlicesAsChannelsTrainer_tiny")
     first = "encoder.stages.0.0.convs.0.conv.weight"
     assert first in summary["widened_first_conv"]
-    state, plans = nnunet_starts_with(env, "SlicesAsChannelsTrainer_tiny", out, tmp_path)
+    state, plans = nnunet_starts_with(env, "SlicesAsChannelsTrainer_tiny", out)
     ckpt_2d = load(checkpoint_2d(stock_2d))
     check_start(ckpt_2d, out, state, "SlicesAsChannelsTrainer_tiny", widened=summary["widened_first_conv"])
     w2d = ckpt_2d["network_weights"][first]
@@ -233,7 +234,7 @@ def test_identity_modules_start_distill_dsm_closer_to_the_2d_network(stock_2d, t
         out = str(tmp_path / f"{modules}.pth")
         summary = convert(checkpoint_2d(stock_2d), out, "DistillDSMTrainer_tiny", modules=modules)
         assert summary["modules"] == modules
-        state, plans = nnunet_starts_with(env, "DistillDSMTrainer_tiny", out, tmp_path)
+        state, plans = nnunet_starts_with(env, "DistillDSMTrainer_tiny", out)
         check_start(ckpt_2d, out, state, "DistillDSMTrainer_tiny")
         if modules == "identity":
             for k in summary["initialised"]:

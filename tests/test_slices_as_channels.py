@@ -13,6 +13,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from conftest import DS, predict, raw, results, run
 from dependence import slices_reached
+from helpers import without_final_validation
 from nnunet_distilldsm.architectures import SlabUNet
 from nnunet_distilldsm.trainers.slab_plans import SlabRecipe, make_slab_plans
 
@@ -128,7 +129,7 @@ def whole_stack(env, out, extra=()):
 @pytest.mark.slow
 def test_train_with_nnunet_then_predict_with_both_predictors(planned, tmp_path):
     env, _ = planned
-    run(["nnUNetv2_train", "901", "2d", "0", "-tr", TRAINER, "-device", "cpu"], env)
+    run(["nnUNetv2_train", "901", "2d", "0", "-tr", TRAINER, "-device", "cpu"], without_final_validation(env))
     folder = results(env, TRAINER)
     arch = json.load(open(os.path.join(folder, "plans.json")))["configurations"]["2d"]["architecture"]
     assert arch["network_class_name"] == "nnunet_distilldsm.architectures.slab_unet.SlabUNet"
