@@ -1,11 +1,18 @@
 """Shared fixtures: a small synthetic dataset planned and preprocessed by nnU-Net's own commands."""
+import contextlib
+import io
 import os
 import subprocess
 import sys
+import traceback
+from importlib.metadata import entry_points
 
 import pytest
 
 BIN = os.path.dirname(sys.executable)
+# nnU-Net reads this once, at import (nnunetv2.configuration): the commands run in this process (`run`) then export
+# and evaluate with one worker, as nnunet_env's subprocesses do, instead of nnU-Net's default 8 on these 2 cores
+os.environ["nnUNet_def_n_proc"] = "1"
 
 
 def _pip_index_url() -> str:
@@ -66,14 +73,51 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def run(cmd, env, timeout=900, check=True):
-    """Run an nnU-Net console command from this environment; return the completed process."""
-    proc = subprocess.run([os.path.join(BIN, cmd[0]), *cmd[1:]], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def run(cmd, env, timeout=900, check=True, in_subprocess=False):
+    """Run a console command (nnU-Net's or this package's) with `env` as its environment; return the completed
+    process. In this process by default: the command's own entry point (its console_scripts entry) called with
+    the command line as sys.argv and os.environ = env, stdout and stderr captured, an exception or SystemExit
+    turned into the exit status a shell would see. That is the code the installed script runs, without starting
+    an interpreter and importing torch and nnU-Net again (~6 s a command). `in_subprocess=True`, or a command
+    that is no entry point, starts the installed script: the tests that prove the command path use it."""
+    script = os.path.basename(cmd[0])
+    found = entry_points(group="console_scripts", name=script)
+    if in_subprocess or not found:
+        proc = subprocess.run([os.path.join(BIN, cmd[0]), *cmd[1:]], env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    else:
+        proc = run_entry_point(next(iter(found)).load(), [os.path.join(BIN, script), *cmd[1:]], env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
                              f"{proc.stderr[-4000:]}")
     return proc
+
+
+def run_entry_point(main, argv, env) -> subprocess.CompletedProcess:
+    """main() as its console script calls it (`sys.exit(main())`), with argv and env; os.environ and sys.argv are
+    restored afterwards."""
+    saved_env, saved_argv = dict(os.environ), sys.argv
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = list(argv)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main()
+            except SystemExit as e:
+                status = e.code
+            except Exception:
+                traceback.print_exc()
+                status = 1
+            if isinstance(status, str):  # sys.exit("message"): printed to stderr, exit status 1
+                print(status, file=sys.stderr)
+                status = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
+    return subprocess.CompletedProcess(argv, status or 0, out.getvalue(), err.getvalue())
 
 
 def nnunet_env(root):

@@ -380,7 +380,8 @@ def checkpoint_3d(stock_3d):
 def test_3d_fullres_checkpoint_is_refused_through_the_command(checkpoint_3d, stock_2d, tmp_path):
     out = tmp_path / "out"
     os.makedirs(out)
-    proc = run(["nnunet-distilldsm", "from-2d", checkpoint_3d, "-o", str(out / "x.pth")], stock_2d[0], check=False)
+    proc = run(["nnunet-distilldsm", "from-2d", checkpoint_3d, "-o", str(out / "x.pth")], stock_2d[0], check=False,
+               in_subprocess=True)  # the command path of `nnunet-distilldsm`, once
     assert proc.returncode == 1
     assert "From2dError: from-2d:" in proc.stderr and "is a '3d_fullres' checkpoint (patch [" in proc.stderr
     assert "3-D convolutions" in proc.stderr and "nnUNetv2_train DATASET 2d FOLD" in proc.stderr

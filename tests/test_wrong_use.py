@@ -22,7 +22,7 @@ def test_nnUNetv2_train_refuses_a_3d_configuration_with_the_command_to_use(plann
     start-up errors are raised in this process by the same lookup and constructor (nnunet_trainer)."""
     env, _ = planned
     proc = run(["nnUNetv2_train", "901", "3d_fullres", "0", "-tr", "DistillDSMTrainer", "-device", "cpu"], env,
-               check=False)
+               check=False, in_subprocess=True)
     assert proc.returncode != 0
     assert "SlabPlanError: DistillDSMTrainer trains nnU-Net's 2d configuration" in proc.stderr
     assert "Run: nnUNetv2_train DATASET 2d FOLD -tr DistillDSMTrainer" in proc.stderr
