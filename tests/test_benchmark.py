@@ -193,15 +193,13 @@ def test_timed_trainer_trains_the_epochs_it_is_given(planned, monkeypatch, tmp_p
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (7, 25, 5)
 
 
-def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budget(planned, stock_2d, tmp_path,
-                                                                                    monkeypatch, capsys):
+def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budget(planned, tmp_path, monkeypatch,
+                                                                                    capsys):
     """Equal-time's arithmetic on a calibration.json with three trainers' seconds per epoch and, for the fourth,
-    a calibration model kept from an earlier invocation (the session's stock_2d model in the calibration folder):
-    the epochs each training gets, the from-2d run's 80/20 split of the budget, and where and with what each run
-    trains. No calibration training runs here (docs/install.md names the line this leaves untested)."""
-    import shutil
-
-    from nnunet_distilldsm.benchmarks.benchmark import training_record
+    a calibration model kept from an earlier invocation (constructed: its plans and a checkpoint with nnU-Net's
+    epoch timestamps): the epochs each training gets, the from-2d run's 80/20 split of the budget, and where and
+    with what each run trains. No calibration training runs here (docs/install.md names the line this leaves
+    untested)."""
     from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE, SEED_VARIABLE
     from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
     env = dict(planned[0], nnUNet_results=str(tmp_path / "res"))
@@ -211,18 +209,22 @@ def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budg
     epoch_s = {"nnUNetTrainer_timed__2d": 2.0, "DistillDSMTrainer_timed__2d": 3.0,
                "DistillDSMTrainer_from2d_timed__2d": 3.0}
     calibration.write_text(json.dumps({k: {"epoch_s": v} for k, v in epoch_s.items()}))
+    # nnUNetTrainer_timedStart's calibration (nnUNetTrainer's network), kept: 2 epochs, the last of 2.5 s
     kept = tmp_path / "res" / "distilldsm_runs" / "calibration" / "Dataset901_DepthContext" / \
         "nnUNetTrainer_calib__nnUNetPlans__2d"
-    shutil.copytree(stock_2d[1], kept)  # nnUNetTrainer_timedStart's calibration: nnUNetTrainer's network
-    kept_s = training_record(str(kept), 0)["epoch_s"][-1]
+    (kept / "fold_0").mkdir(parents=True)
+    (kept / "plans.json").write_text(json.dumps(load_plans(env)))
+    torch.save({"trainer_name": "nnUNetTrainer_calib", "logging": {"epoch_start_timestamps": [0.0, 10.0],
+                                                                   "epoch_end_timestamps": [9.0, 12.5]}},
+               kept / "fold_0" / "checkpoint_final.pth")
     study = in_process_study(monkeypatch, env, "equal-time-tiny", out, train_minutes=0.5)
     epochs = {k: v["epochs"] for k, v in study.calibration().items()}
     assert epochs == {"nnUNetTrainer_timed__2d": 15, "DistillDSMTrainer_timed__2d": 10,  # 30 s / epoch_s
                       # the 2d model a fine-tune starts from: 80% of 30 s, at the kept calibration's last epoch
-                      "nnUNetTrainer_timedStart__2d": max(1, round(24 / kept_s)),
+                      "nnUNetTrainer_timedStart__2d": 10,  # round(24 s / 2.5 s)
                       "DistillDSMTrainer_from2d_timed__2d": 2}  # its fine-tune: 20%
     written = json.loads(calibration.read_text())
-    assert {k: v["epoch_s"] for k, v in written.items()} == {**epoch_s, "nnUNetTrainer_timedStart__2d": kept_s}
+    assert {k: v["epoch_s"] for k, v in written.items()} == {**epoch_s, "nnUNetTrainer_timedStart__2d": 2.5}
     assert written["nnUNetTrainer_timedStart__2d"]["commit"] and "calibrate" not in capsys.readouterr().out
     run_env = study.environment(1, epochs=12)
     assert run_env[EPOCHS_VARIABLE] == "12" and run_env[SEED_VARIABLE] == "1" and SECONDS_VARIABLE not in run_env
