@@ -13,8 +13,8 @@ its trainer class, so a budget read from the environment would put runs of diffe
 carry stay valid. nnU-Net finds these classes through `trainer_dir()` (nnunet_distilldsm.benchmarks), a second
 folder that the benchmark, the demo and the tests add to nnUNet_extTrainer (nnunet_commands.nnunet_environment).
 
-The benchmark and `epoch-speed` set NNUNET_DISTILLDSM_FINAL_VALIDATION=0: they predict and score their own cases
-(or need only epoch seconds), so nnU-Net's final validation of each model (its spawned export and evaluation
+The benchmark, `epoch-speed` and the demo set NNUNET_DISTILLDSM_FINAL_VALIDATION=0: they predict and score their
+own cases (or need only epoch seconds), so nnU-Net's final validation of each model (its spawned export and evaluation
 workers) would be time spent on results nobody reads. Unset, these trainers validate as nnU-Net does; `nnUNetv2_train
 ... --val` validates a benchmark model afterwards.
 

@@ -65,8 +65,8 @@ def epoch_seconds(workdir: str, size: int, trainers: Dict[str, Tuple[str, str]],
     """{label: figures} for each trainer (class name without budget, configuration) on volumes of depth x size^2."""
     root = os.path.join(workdir, f"size{size}x{depth}")
     env = dict(os.environ, nnUNet_raw=os.path.join(root, "raw"), nnUNet_preprocessed=os.path.join(root, "pre"),
-               nnUNet_results=os.path.join(root, "results"), **{EPOCHS_VARIABLE: str(epochs)},
-               **{FINAL_VALIDATION_VARIABLE: "0"})  # epoch seconds only
+               nnUNet_results=os.path.join(root, "results"),
+               **{EPOCHS_VARIABLE: str(epochs), FINAL_VALIDATION_VARIABLE: "0"})  # epoch seconds only
     name = f"EpochSpeed{size}"
     dataset = f"Dataset{DATASET_ID}_{name}"
     configs = sorted({config for _, config in trainers.values()})

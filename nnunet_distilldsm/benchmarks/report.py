@@ -124,9 +124,10 @@ def train_s_text(r: dict) -> str:
     text = f"{own:.0f}"
     if r["fine_tune"]:
         clean = r["train_s_with_start_runs"]
-        text += " (with its start: " + (f"{total:.0f}" if clean else "n/a") + (
-            f"; {r['train_s_runs'] - clean} run(s) with a contended start left out" if
-            clean < r["train_s_runs"] else "") + ")"
+        with_start = f"{total:.0f}" if clean else "n/a"
+        if clean < r["train_s_runs"]:
+            with_start += f"; {r['train_s_runs'] - clean} run(s) with a contended start left out"
+        text += f" (with its start: {with_start})"
     left_out = r["runs"] - r["train_s_runs"]
     return text + (f" ({left_out} contended run(s) left out)" if left_out else "")
 
