@@ -24,12 +24,14 @@ def use_nnunet_folders(monkeypatch, env):
             monkeypatch.delenv(var, raising=False)
 
 
-def nnunet_trainer(monkeypatch, env, dataset, configuration, trainer, fold=0):
-    """The trainer nnUNetv2_train would build, built in this process by nnU-Net's own lookup and constructor
-    (run_training.get_trainer_from_args), with nnU-Net's folders and trainer folders from `env`."""
+def nnunet_trainer(monkeypatch, env, dataset, configuration, trainer, fold=0, continue_training=False):
+    """The trainer nnUNetv2_train would build (with --c: `continue_training`), built in this process by nnU-Net's
+    own lookup and constructor (run_training.get_trainer_from_args), with nnU-Net's folders and trainer folders
+    from `env`."""
     from nnunetv2.run.run_training import get_trainer_from_args
     use_nnunet_folders(monkeypatch, env)
-    return get_trainer_from_args(str(dataset), configuration, fold, trainer, device=torch.device("cpu"))
+    return get_trainer_from_args(str(dataset), configuration, fold, trainer, "nnUNetPlans", continue_training,
+                                 device=torch.device("cpu"))
 
 
 def without_final_validation(env):

@@ -14,18 +14,17 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from nnunetv2.run.run_training import get_trainer_from_args
+from nnunetv2.run.run_training import maybe_load_checkpoint
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from conftest import DS, raw, results, run
-from helpers import use_nnunet_folders, without_final_validation
+from helpers import nnunet_trainer, without_final_validation
 from nnunet_distilldsm.from_2d import From2dError, convert, find_trainer
 
 pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
 
 SEG = ".seg_layers."
-
 
 
 def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -45,10 +44,8 @@ def nnunet_start(env, trainer, weights=None):
     """`trainer`'s network and trainer as nnUNetv2_train starts them, before the first step: built by nnU-Net's
     get_trainer_from_args and maybe_load_checkpoint (what the command runs before run_training) in this process,
     from -pretrained_weights `weights`, or from the fold's checkpoint (--c) when `weights` is None."""
-    from nnunetv2.run.run_training import maybe_load_checkpoint
     with pytest.MonkeyPatch.context() as mp:
-        use_nnunet_folders(mp, env)
-        t = get_trainer_from_args("901", "2d", 0, trainer, "nnUNetPlans", weights is None, torch.device("cpu"))
+        t = nnunet_trainer(mp, env, 901, "2d", trainer, continue_training=weights is None)
         maybe_load_checkpoint(t, weights is None, False, weights)
     return t
 
