@@ -18,11 +18,11 @@ def nnunet_environment(base: Optional[dict] = None, **overrides: str) -> dict:
     return env
 
 
-def is_preprocessed(preprocessed_dataset: str, configurations) -> bool:
-    """Whether nnUNetv2_plan_and_preprocess already wrote nnUNetPlans and the data of every configuration in
+def is_preprocessed(preprocessed_dataset: str, configurations, plans: str = "nnUNetPlans") -> bool:
+    """Whether nnU-Net already wrote the plans `plans` and the data of every configuration in
     `preprocessed_dataset` (nnUNet_preprocessed/DatasetXXX_Name): a second run would only repeat it."""
-    return os.path.isfile(os.path.join(preprocessed_dataset, "nnUNetPlans.json")) and all(
-        os.path.isdir(os.path.join(preprocessed_dataset, f"nnUNetPlans_{c}")) for c in configurations)
+    return os.path.isfile(os.path.join(preprocessed_dataset, f"{plans}.json")) and all(
+        os.path.isdir(os.path.join(preprocessed_dataset, f"{plans}_{c}")) for c in configurations)
 
 
 def run_nnunet(cmd: List[str], env: Optional[dict] = None, echo: bool = False, quiet: bool = False):

@@ -32,6 +32,7 @@ import torch
 
 from nnunet_distilldsm.benchmarks import contention, report
 from nnunet_distilldsm.benchmarks.budget_trainers import Model, find_trainer, trainer_name
+from nnunet_distilldsm.benchmarks.cpu_planner import CPU_PLANS, plan_and_preprocess_cpu
 from nnunet_distilldsm.benchmarks.metrics import (
     MissingBenchmarkDependency,
     dice,
@@ -140,10 +141,16 @@ PROFILES = {  # name -> [Model]
                                       (("4", "DistillDSMTrainer_slab4"), ("8", "DistillDSMTrainer_slab8"),
                                        ("planned", "DistillDSMTrainer_perBlock"), ("16", "DistillDSMTrainer_slab16"))],
                            "bench"),
+    # real anatomy (Task04 Hippocampus) on nnU-Net's planner with CPU-sized batches (cpu_planner.py): the six models
+    # at equal iterations, the default also predicted whole-stack; four of them at equal wall clock
+    "cpu-real": budgeted(STANDARD[:4] + [STANDARD[4], PER_BLOCK[0], STANDARD[5]], "bench"),
+    "equal-wallclock-cpu-real": budgeted(STANDARD[:2] + [STANDARD[3], STANDARD[4]], "wallclock"),
     "equal-time-tiny": with_from_2d([TWO_D, STANDARD[4], FROM_2D], "timed"),
     "equal-wallclock-tiny": budgeted([TWO_D, STANDARD[4]], "wallclock"),
     "tiny": with_from_2d([TWO_D, STANDARD[4], STANDARD[5], FROM_2D], "tiny"),
 }
+# profiles trained on other plans than nnU-Net's default (nnUNetPlans)
+PROFILE_PLANS = {"cpu-real": CPU_PLANS, "equal-wallclock-cpu-real": CPU_PLANS}
 PREDICTORS = {"stock": "nnunetv2.inference.predict_from_raw_data.nnUNetPredictor",
               "whole-stack": "nnunet_distilldsm.whole_stack_predictor.WholeStackPredictor"}
 # a run of equal-time is 9 budgets (7 models and the two from-2d trainings) plus predictions (docs/benchmark.md)
@@ -155,10 +162,10 @@ TRADEOFF = {**{p: ("cpu-small", "equal-time", "equal-wallclock") for p in ("cpu-
                for p in ("tiny", "equal-time-tiny", "equal-wallclock-tiny")}}
 
 
-def model_identifier(trainer: str, config: str) -> str:
-    """nnU-Net's name of a model folder (the benchmark always uses nnUNetPlans)."""
+def model_identifier(trainer: str, config: str, plans: str = "nnUNetPlans") -> str:
+    """nnU-Net's name of a model folder."""
     from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
-    return convert_trainer_plans_config_to_identifier(trainer, "nnUNetPlans", config)
+    return convert_trainer_plans_config_to_identifier(trainer, plans, config)
 
 
 def say(msg: str):
@@ -277,6 +284,7 @@ class Study:
         self.results = nnUNet_results
         self.dataset, self.name, self.profile = dataset, os.path.basename(self.raw), profile
         self.models, self.device, self.out_root = PROFILES[profile], device, out_root
+        self.plans = PROFILE_PLANS.get(profile, "nnUNetPlans")
         # equal-time: epochs from a calibration; equal-wallclock: each trainer stops when its own clock says so
         self.wall_clock = profile.startswith("equal-wallclock")
         self.budget_s = train_minutes * 60 if profile.startswith(("equal-time", "equal-wallclock")) else None
@@ -295,7 +303,7 @@ class Study:
                                                                        f"seed{seed}{tag}")
 
     def model_folder(self, trainer: str, config: str, seed: int) -> str:
-        return os.path.join(self.results_root(seed), self.name, model_identifier(trainer, config))
+        return os.path.join(self.results_root(seed), self.name, model_identifier(trainer, config, self.plans))
 
     def environment(self, seed: int, epochs: Optional[int] = None) -> dict:
         from nnunet_distilldsm.benchmarks.budget_trainers import (
@@ -315,8 +323,12 @@ class Study:
 
     def prepare(self):
         configs = sorted({m.configuration for m in self.models})
-        if not is_preprocessed(self.pre, configs):
-            say(f"{self.name}: plan and preprocess")
+        if is_preprocessed(self.pre, configs, self.plans):
+            return
+        say(f"{self.name}: plan and preprocess ({self.plans})")
+        if self.plans == CPU_PLANS:
+            plan_and_preprocess_cpu(int(self.name[len("Dataset"):len("Dataset") + 3]), configs)
+        else:
             run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", self.dataset, "-c", *configs, "-np", "2"])
 
     def calibration(self) -> Dict[str, dict]:
@@ -334,12 +346,13 @@ class Study:
                 calib_trainer = trainer_name(recipe, "calib")  # same network, same data: the same seconds per epoch
                 env = dict(self.environment(0), nnUNet_results=os.path.join(self.results, "distilldsm_runs",
                                                                              "calibration"))
-                folder = os.path.join(env["nnUNet_results"], self.name, model_identifier(calib_trainer, config))
+                folder = os.path.join(env["nnUNet_results"], self.name,
+                                      model_identifier(calib_trainer, config, self.plans))
                 self.refuse_another_recipe(folder, calib_trainer, config)
                 if not os.path.isfile(os.path.join(folder, "fold_0", "checkpoint_final.pth")):
                     say(f"calibrate {calib_trainer} {config}")
-                    run_nnunet(["nnUNetv2_train", self.dataset, config, "0", "-tr", calib_trainer, "-device",
-                                self.device], env)
+                    run_nnunet(["nnUNetv2_train", self.dataset, config, "0", "-tr", calib_trainer, "-p", self.plans,
+                                "-device", self.device], env)
                 epoch_s = training_record(folder, 0)["epoch_s"][-1]
                 calib[key] = {"epoch_s": epoch_s, "commit": source_commit(), "cpus": os.cpu_count()}
                 write_json(path, calib)
@@ -375,8 +388,9 @@ class Study:
                                             run_id(fold, seed))
                     predict_timed(load_predictor(predictor, folder, fold, torch.device(self.device)), cases, pred_dir)
                     record = {"dataset": self.name, "profile": self.profile, "model": model, "trainer": trainer,
-                              "configuration": config, "predictor": predictor, "fold": fold, "seed": seed,
-                              "run": run_id(fold, seed), "commit": source_commit(), "cpus": os.cpu_count(),
+                              "configuration": config, "plans": self.plans, "predictor": predictor, "fold": fold,
+                              "seed": seed, "run": run_id(fold, seed), "commit": source_commit(),
+                              "cpus": os.cpu_count(),
                               "nnUNet_n_proc_DA": os.environ.get("nnUNet_n_proc_DA"), "device": self.device,
                               "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
                               **training_record(folder, fold), **trained_by(folder, fold),
@@ -395,7 +409,7 @@ class Study:
         builds now."""
         if not os.path.isfile(os.path.join(folder, "plans.json")):
             return
-        changed = changed_architecture(folder, trainer, config, read_json(os.path.join(self.pre, "nnUNetPlans.json")))
+        changed = changed_architecture(folder, trainer, config, read_json(os.path.join(self.pre, f"{self.plans}.json")))
         if changed:
             raise SystemExit(
                 f"benchmark: {folder} holds models of a different network than {trainer} builds now ("
@@ -417,7 +431,8 @@ class Study:
             + (f", {epochs} epochs" if epochs else "") + (", from the 2d model" if pretrained else "") + ")")
         extra = ["--c"] if resume else ["-pretrained_weights", pretrained] if pretrained else []
         before = contention.snapshot()
-        run_nnunet(["nnUNetv2_train", self.dataset, config, str(fold), "-tr", trainer, "-device", self.device, *extra],
+        run_nnunet(["nnUNetv2_train", self.dataset, config, str(fold), "-tr", trainer, "-p", self.plans, "-device",
+                    self.device, *extra],
                    self.environment(seed, epochs))
         after = contention.snapshot()
         write_json(os.path.join(fold_dir, TRAINED_BY), {
@@ -529,7 +544,14 @@ def main(argv=None):
     p.add_argument("-d", "--dataset", required=True,
                    help="dataset id or name; 'synthetic' writes the embedded depth-context dataset (901, or "
                         "--variant's) and "
-                        "'real-scans' builds the real-scan brain dataset (902) if missing")
+                        "'real-scans' builds the real-scan brain dataset (902) if missing; 'hippocampus' writes "
+                        "Dataset004_Hippocampus from --hippocampus-source if missing")
+    from nnunet_distilldsm.benchmarks.hippocampus import SHARED_COPY
+    p.add_argument("--hippocampus-source", default=SHARED_COPY,
+                   help="with -d hippocampus: a folder of images/hippocampus_NNN.nii.gz and labels/ (default: the "
+                        "project's copy, ../shared/data/Task04_Hippocampus_dev beside the repository); with the "
+                        "Decathlon's own folder use nnU-Net's `nnUNetv2_convert_MSD_dataset -i Task04_Hippocampus` "
+                        "and -d 4")
     from nnunet_distilldsm.synthetic import VARIANTS
     p.add_argument("--variant", choices=sorted(VARIANTS), default="balls",
                    help="with -d synthetic: which synthetic dataset to write and use: "
@@ -576,6 +598,13 @@ def main(argv=None):
         dataset = "902"
         if nnUNet_raw and not os.path.isdir(os.path.join(nnUNet_raw, f"Dataset902_{DATASET_NAME}")):
             build_brain_dataset(nnUNet_raw, 902)
+    elif dataset == "hippocampus":
+        from nnunetv2.paths import nnUNet_raw
+
+        from nnunet_distilldsm.benchmarks.hippocampus import DATASET_ID, write_hippocampus
+        dataset = str(DATASET_ID)
+        if nnUNet_raw:
+            write_hippocampus(nnUNet_raw, a.hippocampus_source)
     t = time.time()
     run_benchmark(dataset, a.folds, a.profile, a.device, a.out, not a.no_train, a.rounds, a.seeds, a.train_minutes,
                   a.timing_cases)
