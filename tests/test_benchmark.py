@@ -3,9 +3,11 @@ import csv
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 
 from conftest import run
@@ -276,3 +278,52 @@ def test_a_fine_tunes_cost_with_its_start_leaves_out_runs_whose_start_was_conten
     plain = model_row("2d", "nnUNetTrainer_tiny", "2d", [{k: v for k, v in runs[1].items() if "start" not in k}],
                       {}, {})
     assert train_s_text(plain) == "12"
+
+
+@pytest.mark.slow
+def test_test_set_scored_by_every_fold_and_their_ensemble(planned, tmp_path):
+    """--test-images/--test-labels: each trained fold's model and the folds' ensemble predict a labelled folder of
+    extra cases through nnUNetv2_predict (nnunet-distilldsm predict for the whole-stack row) and are scored by
+    nnUNetv2_evaluate_folder. The extra cases here: two of the dataset's test cases, a split of our own."""
+    env, _ = planned
+    raw = os.path.join(env["nnUNet_raw"], "Dataset901_DepthContext")
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    cases = sorted(f[:-len(".nii.gz")] for f in os.listdir(os.path.join(raw, "labelsTs")))[:2]
+    for c in cases:
+        shutil.copy(os.path.join(raw, "imagesTs", f"{c}_0000.nii.gz"), images)
+        shutil.copy(os.path.join(raw, "labelsTs", f"{c}.nii.gz"), labels)
+    out = tmp_path / "bench"
+    cmd = ["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "-f", "0", "1", "--rounds", "1",
+           "-o", str(out), "--test-images", str(images), "--test-labels", str(labels)]
+    proc = run(cmd, env)
+    test_runs = out / "results" / "runs" / "Dataset901_DepthContext" / "tiny-test"
+    models = ("nnU-Net_2d", "Distill_DSM", "Distill_DSM_whole_stack", "Distill_DSM_from_2d")
+    for model in models:
+        for fold in (0, 1):
+            record = json.loads((test_runs / model / f"fold{fold}_seed0.json").read_text())
+            assert record["fold"] == fold and sorted(record["cases"]) == cases and record["iterations"] in (4, 8)
+            assert all(0 <= v <= 1 for c in record["cases"].values() for v in c["dice"].values() if v is not None)
+        ensemble = json.loads((test_runs / model / "ensemble_seed0.json").read_text())
+        assert ensemble["folds"] == [0, 1] and sorted(ensemble["cases"]) == cases
+    # the Dice kept is nnUNetv2_evaluate_folder's, and it is the Dice of the files nnUNetv2_predict wrote
+    pred = out / "work" / "Dataset901_DepthContext" / "tiny-test" / "Distill_DSM" / "fold1_seed0" / f"{cases[0]}.nii.gz"
+    record = json.loads((test_runs / "Distill_DSM" / "fold1_seed0.json").read_text())
+    ref = sitk.GetArrayFromImage(sitk.ReadImage(str(labels / f"{cases[0]}.nii.gz")))
+    ours = dice(sitk.GetArrayFromImage(sitk.ReadImage(str(pred))), ref, 1)
+    assert record["cases"][cases[0]]["dice"]["ball"] == pytest.approx(ours, abs=1e-6, nan_ok=True)
+    # every fold predicts the same cases: the table pairs models by run and case
+    rows = list(csv.DictReader(open(out / "results" / "Dataset901_DepthContext_tiny-test.csv")))
+    assert [r["model"] for r in rows] == ["nnU-Net 2d", "Distill DSM", "Distill DSM, whole stack",
+                                          "Distill DSM from 2d"]
+    assert all(r["runs"] == "2" for r in rows) and rows[1]["verdict_vs_2d"] in ("better", "worse",
+                                                                                 "not distinguishable")
+    assert "Ensembles of the folds' models" in (out / "results" / "Dataset901_DepthContext_tiny-test.md").read_text()
+    # scored once: a second invocation predicts nothing
+    proc = run([*cmd, "--no-train"], env)
+    assert "predict the test set" not in proc.stdout
+    # a test case without a label: a clear error before anything is predicted
+    shutil.copy(images / f"{cases[0]}_0000.nii.gz", images / "extra_0000.nii.gz")
+    proc = run([*cmd, "--no-train"], env, check=False)
+    assert proc.returncode != 0 and "give a label for every test case" in proc.stderr

@@ -151,6 +151,8 @@ PROFILES = {  # name -> [Model]
 }
 # profiles trained on other plans than nnU-Net's default (nnUNetPlans)
 PROFILE_PLANS = {"cpu-real": CPU_PLANS, "equal-wallclock-cpu-real": CPU_PLANS}
+# profiles whose table also gives per-class Dice as the paper reports it (mean +- sd over folds)
+PER_CLASS_PROFILES = {"cpu-real", "equal-wallclock-cpu-real"}
 PREDICTORS = {"stock": "nnunetv2.inference.predict_from_raw_data.nnUNetPredictor",
               "whole-stack": "nnunet_distilldsm.whole_stack_predictor.WholeStackPredictor"}
 # a run of equal-time is 9 budgets (7 models and the two from-2d trainings) plus predictions (docs/benchmark.md)
@@ -513,6 +515,11 @@ class Study:
             header = f"Budget: {self.budget_s / 60:g} training minutes per model and run."
         pairs = report.between_models(self.out_root, self.name, self.profile, self.models)
         stem = report.write_tables(rows, self.out_root, self.name, self.profile, header, pairs)
+        if self.profile in PER_CLASS_PROFILES:
+            with open(stem + ".md", "a") as f:
+                f.write("\nPer class, the paper's way (its Tables 2 and 3): Dice mean +- sd over runs (folds) of each "
+                        "run's mean over its cases:\n\n"
+                        + report.per_class_over_runs(self.out_root, self.name, self.profile, self.models) + "\n")
         report.plot_profile(rows, stem + ".png", f"{self.name}, {self.profile}")
         by_profile = {p: report.aggregate(self.out_root, self.name, p,
                                           PROFILES[p]) for p in TRADEOFF.get(self.profile, ())}
@@ -530,12 +537,18 @@ class Study:
 
 def run_benchmark(dataset: str, folds: List[int], profile: str, device: str = "cpu", out_root: str = "benchmarks",
                   train: bool = True, rounds: int = 3, seeds: Optional[List[int]] = None,
-                  train_minutes: float = DEFAULT_TRAIN_MINUTES, timing_cases: int = 5) -> List[dict]:
+                  train_minutes: float = DEFAULT_TRAIN_MINUTES, timing_cases: int = 5,
+                  test_images: Optional[str] = None, test_labels: Optional[str] = None) -> List[dict]:
     study = Study(dataset, profile, device, out_root, train_minutes)
     if train:
         study.prepare()
     study.run_missing(folds, seeds or [0], train, timing_cases, rounds)
-    return study.report()
+    rows = study.report()
+    if test_images:
+        from nnunet_distilldsm.benchmarks.test_set import report_test_set, score_test_set
+        score_test_set(study, folds, seeds or [0], test_images, test_labels)
+        report_test_set(study)
+    return rows
 
 
 def main(argv=None):
@@ -571,7 +584,13 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3,
                    help="inference timing rounds per model, interleaved; median counts")
     p.add_argument("--timing-cases", type=int, default=5, help="test cases per inference timing round (default 5)")
+    p.add_argument("--test-images", help="a folder of extra cases kept out of the folds (nnU-Net's input layout, "
+                                         "CASE_0000.nii.gz): every trained fold's model (-f) and their ensemble "
+                                         "predict it, nothing is trained for it; tables <dataset>_<profile>-test")
+    p.add_argument("--test-labels", help="with --test-images: a label file CASE.nii.gz for each case")
     a = p.parse_args(argv)
+    if bool(a.test_images) != bool(a.test_labels):
+        p.error("--test-images and --test-labels go together: the test set is scored against its labels")
     if a.variant != "balls" and a.dataset != "synthetic":
         variant_id = VARIANTS[a.variant][0]
         p.error(f"--variant {a.variant} only applies to -d synthetic (got -d {a.dataset}): run "
@@ -607,5 +626,5 @@ def main(argv=None):
             write_hippocampus(nnUNet_raw, a.hippocampus_source)
     t = time.time()
     run_benchmark(dataset, a.folds, a.profile, a.device, a.out, not a.no_train, a.rounds, a.seeds, a.train_minutes,
-                  a.timing_cases)
+                  a.timing_cases, a.test_images, a.test_labels)
     say(f"wall time {time.time() - t:.0f} s")

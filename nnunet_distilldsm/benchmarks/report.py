@@ -98,6 +98,24 @@ def between_models(out_root: str, dataset: str, profile: str, models: Sequence) 
     return pairs
 
 
+def per_class_over_runs(out_root: str, dataset: str, profile: str, models: Sequence) -> str:
+    """The paper's way (its Tables 2 and 3): per class, the mean and sd over runs (folds) of each run's mean Dice of
+    that class, as a markdown table; "" without runs."""
+    lines = []
+    for m in models:
+        runs = load_runs(out_root, dataset, profile, m.label)
+        if not runs:
+            continue
+        classes = sorted({c for r in runs for case in r["cases"].values() for c in case["dice"]})
+        per_run = {c: [nanmean(case["dice"].get(c) for case in r["cases"].values()) for r in runs] for c in classes}
+        if not lines:
+            lines = [f"| model | runs | {' | '.join(classes)} |", "|" + "---|" * (2 + len(classes))]
+        cells = [f"{statistics.mean(v):.4f} +- {statistics.stdev(v):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
+                 for v in per_run.values()]
+        lines.append(f"| {m.label} | {len(runs)} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def fmt(v) -> str:
     if isinstance(v, float):
         if math.isnan(v):

@@ -11,6 +11,7 @@ from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_p
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
+from nnunet_distilldsm.trainers.slab_augmentation import slab_transforms
 from nnunet_distilldsm.trainers.slab_plans import SLAB_NETWORK, SlabRecipe, make_slab_plans
 
 
@@ -59,6 +60,11 @@ class SlabTrainer(nnUNetTrainer):
         self.inference_allowed_mirroring_axes = mirror_axes
         self.print_to_log_file(f"slab patch {self.configuration_manager.patch_size}, in-plane augmentation only")
         return rotation, True, initial_patch_size, mirror_axes
+
+    @staticmethod
+    def get_training_transforms(*args, **kwargs):
+        """nnU-Net's, with the Gaussian blur in-plane (slab_augmentation.py): a slab of any depth from 1 up."""
+        return slab_transforms(nnUNetTrainer.get_training_transforms(*args, **kwargs))
 
 
 class DistillDSMTrainer(SlabTrainer):

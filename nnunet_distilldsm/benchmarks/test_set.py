@@ -1,0 +1,146 @@
+"""Score a labelled folder of extra cases, kept out of the folds, with every trained fold's model and their ensemble.
+
+Prediction and scoring are nnU-Net's own commands, as a user runs them: `nnUNetv2_predict` (`nnunet-distilldsm
+predict` for a whole-stack row) and `nnUNetv2_evaluate_folder`, whose per-case, per-class Dice the run files keep
+(HD95 beside it, from metrics.py). Each fold's model gives one run file under the profile `<profile>-test`, so the
+tables pair models by run and by test case (every run predicts the same cases); the folds given with -f, when more
+than one is trained, also predict as one ensemble (nnU-Net averages their probabilities), recorded apart: an
+ensemble is one model, not another run.
+"""
+import glob
+import os
+import time
+
+from nnunet_distilldsm.benchmarks import report
+from nnunet_distilldsm.benchmarks.benchmark import evaluate, say, trained_by, training_record
+from nnunet_distilldsm.benchmarks.run_store import (
+    case_dice,
+    profile_folder,
+    read_json,
+    run_file,
+    run_id,
+    slug,
+    source_commit,
+    write_json,
+)
+from nnunet_distilldsm.nnunet_commands import run_nnunet
+
+ENSEMBLE_FILE = "ensemble_seed{seed}.json"
+
+
+def test_profile(profile: str) -> str:
+    return f"{profile}-test"
+
+
+def labelled_cases(images: str, labels: str, ending: str):
+    """[(case id, image files, label file)] of every labelled case in `images`, by nnU-Net's naming rules; a clear
+    error when the folders do not pair up."""
+    from nnunetv2.utilities.utils import (
+        create_lists_from_splitted_dataset_folder,
+        get_identifiers_from_splitted_dataset_folder,
+    )
+    for folder in (images, labels):
+        if not os.path.isdir(folder):
+            raise SystemExit(f"benchmark: no folder {folder}: --test-images takes nnU-Net's input layout "
+                             f"(CASE_0000{ending}, ...), --test-labels a label file CASE{ending} for each case")
+    ids = sorted(get_identifiers_from_splitted_dataset_folder(images, ending))
+    unlabelled = [i for i in ids if not os.path.isfile(os.path.join(labels, i + ending))]
+    if not ids or unlabelled:
+        raise SystemExit(f"benchmark: {images} holds {len(ids)} case(s) named CASE_0000{ending}"
+                         + (f"; {len(unlabelled)} have no label CASE{ending} in {labels} (e.g. {unlabelled[0]})"
+                            if unlabelled else "") + ": give a label for every test case")
+    files = create_lists_from_splitted_dataset_folder(images, ending, ids, num_processes=1)
+    return [(i, f, os.path.join(labels, i + ending)) for i, f in zip(ids, files)]
+
+
+def predict_command(study, model, folds, images: str, out: str):
+    tool = ["nnunet-distilldsm", "predict"] if model.predictor == "whole-stack" else ["nnUNetv2_predict"]
+    return [*tool, "-i", images, "-o", out, "-d", study.dataset, "-p", study.plans, "-c", model.configuration,
+            "-tr", model.trainer, "-f", *map(str, folds), "-device", study.device, "-npp", "1", "-nps", "1"]
+
+
+def nnunet_scores(study, model, seed: int, labels: str, pred_dir: str) -> dict:
+    """{case: {label name: Dice}} as nnUNetv2_evaluate_folder reports it (NaN: absent from both, as null)."""
+    summary = os.path.join(pred_dir, "summary.json")
+    run_nnunet(["nnUNetv2_evaluate_folder", labels, pred_dir, "-djfile", os.path.join(study.raw, "dataset.json"),
+                "-pfile", os.path.join(study.model_folder(model.trainer, model.configuration, seed), "plans.json"),
+                "-o", summary, "-np", "1"], study.environment(seed), quiet=True)
+    names = {str(v): k for v, k in study.labels.items()}
+    scores = {}
+    for case in read_json(summary)["metric_per_case"]:
+        case_id = os.path.basename(case["reference_file"])[:-len(study.ending)]
+        scores[case_id] = {names[c]: (None if m["Dice"] != m["Dice"] else m["Dice"])
+                           for c, m in case["metrics"].items() if c in names}
+    return scores
+
+
+def score(study, model, folds, seed: int, cases, images: str, labels: str) -> dict:
+    """Predict `images` with `model`'s `folds` (one fold, or their ensemble) and score them."""
+    tag = run_id(folds[0], seed) if len(folds) == 1 else f"ensemble_seed{seed}"
+    pred_dir = os.path.join(study.out_root, "work", study.name, test_profile(study.profile), slug(model.label), tag)
+    say(f"{model.label}: predict the test set ({len(cases)} cases) with fold(s) {' '.join(map(str, folds))}")
+    run_nnunet(predict_command(study, model, folds, images, pred_dir), study.environment(seed), quiet=True)
+    dice = nnunet_scores(study, model, seed, labels, pred_dir)
+    ours = evaluate(cases, pred_dir, study.ending, study.labels)  # HD95 (MONAI); nnU-Net reports none
+    return {c: {"dice": dice[c], "hd95": ours[c]["hd95"]} for c, _, _ in cases}
+
+
+def score_test_set(study, folds, seeds, images: str, labels: str):
+    """Every model's trained folds (never trains) on the labelled test folder; run files under `<profile>-test`."""
+    profile = test_profile(study.profile)
+    cases = labelled_cases(images, labels, study.ending)
+    folder = lambda m, s: study.model_folder(m.trainer, m.configuration, s)  # noqa: E731
+    for seed in seeds:
+        for m in study.models:
+            trained = [f for f in folds if os.path.isfile(os.path.join(folder(m, seed), f"fold_{f}",
+                                                                       "checkpoint_final.pth"))]
+            base = {"dataset": study.name, "profile": profile, "model": m.label, "trainer": m.trainer,
+                    "configuration": m.configuration, "plans": study.plans, "predictor": m.predictor, "seed": seed,
+                    "test_images": os.path.abspath(images), "cpus": os.cpu_count()}
+            for f in trained:
+                path = run_file(study.out_root, study.name, profile, m.label, f, seed)
+                if not os.path.isfile(path):
+                    write_json(path, {**base, "fold": f, "run": run_id(f, seed), **training_record(folder(m, seed), f),
+                                      **trained_by(folder(m, seed), f), "commit": source_commit(),
+                                      "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                      "cases": score(study, m, [f], seed, cases, images, labels)})
+            path = os.path.join(os.path.dirname(run_file(study.out_root, study.name, profile, m.label, 0, seed)),
+                                ENSEMBLE_FILE.format(seed=seed))
+            if len(trained) > 1 and not (os.path.isfile(path) and read_json(path)["folds"] == trained):
+                write_json(path, {**base, "folds": trained, "run": f"ensemble_seed{seed}", "commit": source_commit(),
+                                  "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                  "cases": score(study, m, trained, seed, cases, images, labels)})
+
+
+def report_test_set(study) -> str:
+    """The test-set table (as the fold tables, the runs now predicting the same cases) and each ensemble's Dice."""
+    profile = test_profile(study.profile)
+    rows = report.aggregate(study.out_root, study.name, profile, study.models)
+    if not rows:
+        return ""
+    pairs = report.between_models(study.out_root, study.name, profile, study.models)
+    stem = report.write_tables(rows, study.out_root, study.name, profile,
+                               "Every fold's model predicts the same labelled test cases, kept out of the folds "
+                               "(nnUNetv2_predict, nnUNetv2_evaluate_folder).", pairs)
+    with open(stem + ".md", "a") as f:
+        f.write("\nPer class, the paper's way: Dice mean +- sd over the folds' models of each one's mean over the test "
+                "cases:\n\n" + report.per_class_over_runs(study.out_root, study.name, profile, study.models) + "\n")
+    ensembles = []
+    for m in study.models:
+        for path in sorted(glob.glob(os.path.join(profile_folder(study.out_root, study.name, profile),
+                                                  slug(m.label), "ensemble_seed*.json"))):
+            record = read_json(path)
+            dice = case_dice([record])[record["run"]]
+            per_class = {c: report.nanmean(v["dice"].get(c) for v in record["cases"].values())
+                         for c in study.labels.values()}
+            ensembles.append((m.label, record, report.nanmean(dice.values()), per_class))
+    if ensembles:
+        with open(stem + ".md", "a") as f:
+            f.write("\nEnsembles of the folds' models (nnUNetv2_predict -f ...: probabilities averaged), on the same "
+                    "cases; one model each, so no interval:\n\n| model | folds | seed | Dice | "
+                    + " | ".join(study.labels.values()) + " |\n|" + "---|" * (4 + len(study.labels)) + "\n")
+            for label, record, mean, per_class in ensembles:
+                f.write(f"| {label} | {' '.join(map(str, record['folds']))} | {record['seed']} | {mean:.3f} | "
+                        + " | ".join(f"{v:.3f}" for v in per_class.values()) + " |\n")
+    say(f"wrote {stem}.md, .csv")
+    return stem
