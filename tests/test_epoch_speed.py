@@ -15,8 +15,7 @@ def test_gpu_study_dry_run_on_the_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("nnUNet_n_proc_DA", "1")
     monkeypatch.setenv("nnUNet_def_n_proc", "1")
     out = tmp_path / "epochs.json"
-    # 12 volumes of 20 slices: the planned 2d batch, hence the slab, is 12 slices deep. nnU-Net's Gaussian blur
-    # pads a 3-D patch by up to 3 voxels along depth, which crashed 3-slice slabs (a known fault, see the note)
+    # 12 volumes of 20 slices: the planned 2d batch, hence the slab, is 12 slices deep
     res = main(["--workdir", str(tmp_path / "work"), "--study", "gpu", "--sizes", "32", "--depth", "20",
                 "--n-train", "12", "--budget", "tiny", "--device", "cpu", "--json", str(out),
                 "--md", str(tmp_path / "epochs.md")])[32]

@@ -77,11 +77,12 @@ def test_more_slabs_per_batch_means_shallower_slabs_of_the_same_voxels(sampling)
         assert s["patch"][0] >= 3 and s["patch"][0] * s["batch"] <= max(depth_2d_batch, 3 * s["batch"])
 
 
-def test_default_slab_depth_is_at_least_three_slices_for_nnunets_blur():
-    """A planned 2d batch of 2 (nnU-Net's floor) or 1 slab of 2 slices: nnU-Net's Gaussian blur pads a 3-D patch by
-    up to 2 voxels per axis (reflect), so slabs need 3 slices; found when such a plan crashed the augmentation."""
+def test_default_slab_depth_is_at_least_three_slices():
+    """A planned 2d batch of 2 (nnU-Net's floor) or a 2-slice median stack still gets 3-slice slabs, so a slice has
+    neighbours on both sides; an explicit slab_depth is kept, down to 1."""
     from nnunet_distilldsm.trainers.slab_plans import slab_depth_and_batch
     assert slab_depth_and_batch(median_depth=8, batch_2d=2) == (3, 1)
     assert slab_depth_and_batch(median_depth=2, batch_2d=12) == (3, 4)
     assert slab_depth_and_batch(median_depth=20, batch_2d=12) == (12, 1)  # unchanged where it fitted
     assert slab_depth_and_batch(median_depth=8, batch_2d=2, slab_depth=2) == (2, 1)  # an explicit depth is kept
+    assert slab_depth_and_batch(median_depth=8, batch_2d=2, slab_depth=1) == (1, 2)

@@ -41,9 +41,9 @@ def with_leading_one(sizes):
     return [[1, *s] if len(s) == 2 else list(s) for s in sizes]
 
 
-# nnU-Net's Gaussian blur augmentation blurs a 3-D patch along every axis with reflect padding of up to 2
-# voxels, which needs at least 3 slices (batchgeneratorsv2's blur_dimension; a 2-slice slab crashes its workers)
-MIN_DEFAULT_SLAB_DEPTH = 3  # not enough for every blur: a padding of 3 was seen too (docs/reference.md)
+# the shallowest slab the trainer chooses itself: below 3 slices no slice has a neighbour on both sides. A recipe's
+# slab_depth may go down to 1 (the slab trainers augment any depth: slab_augmentation.py)
+MIN_DEFAULT_SLAB_DEPTH = 3
 
 
 def slab_depth_and_batch(median_depth: int, batch_2d: int, slab_depth: Optional[int] = None,
@@ -52,7 +52,7 @@ def slab_depth_and_batch(median_depth: int, batch_2d: int, slab_depth: Optional[
 
     Default D: the whole median stack if it fits the 2D batch's slices shared by `min_batch`
     slabs, else the largest D that does, and never fewer than MIN_DEFAULT_SLAB_DEPTH slices (a
-    planned 2d batch of 2 would otherwise give slabs that nnU-Net's augmentation cannot blur).
+    planned 2d batch of 2 would otherwise give 2-slice slabs, where no slice has two neighbours).
     At least `min_batch` slabs (DDP needs one per rank).
     """
     depth = slab_depth if slab_depth is not None else \
