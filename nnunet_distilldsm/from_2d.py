@@ -52,12 +52,11 @@ class From2dError(ValueError):
 
 
 def find_trainer(name: str) -> type:
-    """The trainer class named `name`: this plugin's trainers first (the user's and the benchmark's short-budget and
-    ablation trainers), then nnU-Net's lookup (its own trainers and the folders in nnUNet_extTrainer)."""
-    from nnunet_distilldsm.benchmarks.budget_trainers import find_trainer as plugin_trainer
-    found = plugin_trainer(name)
-    if isinstance(found, type) and issubclass(found, nnUNetTrainer):
-        return found
+    """The trainer class named `name`: the plugin's own trainers, else nnU-Net's lookup (its trainers, then the
+    folders in nnUNet_extTrainer: a user's variants, the benchmark's)."""
+    from nnunet_distilldsm.trainers import TRAINERS
+    if name in TRAINERS:
+        return TRAINERS[name]
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
     return recursive_find_trainer_class_by_name(name)
 

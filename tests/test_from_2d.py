@@ -20,11 +20,19 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from conftest import DS, raw, results, run
 from helpers import nnunet_trainer, without_final_validation
-from nnunet_distilldsm.from_2d import From2dError, convert, find_trainer
+from nnunet_distilldsm.benchmarks import budget_trainers
+from nnunet_distilldsm.from_2d import From2dError, convert
 
 pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
 
 SEG = ".seg_layers."
+
+
+@pytest.fixture(autouse=True)
+def benchmark_trainers_found(monkeypatch):
+    """from-2d finds trainers as nnU-Net does: the benchmark's short budgets through nnUNet_extTrainer."""
+    from nnunet_distilldsm.nnunet_commands import nnunet_environment
+    monkeypatch.setenv("nnUNet_extTrainer", nnunet_environment({})["nnUNet_extTrainer"])
 
 
 def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -113,7 +121,7 @@ def test_distill_dsm_starts_from_the_2d_weights_and_nnunet_trains_it(stock_2d, d
     # the modules are the trainer's own initialisation (seed 0): the file is reproducible
     pm = PlansManager(plans)
     torch.manual_seed(0)
-    fresh = find_trainer("DistillDSMTrainer_tiny").build_network_architecture(
+    fresh = budget_trainers.find_trainer("DistillDSMTrainer_tiny").build_network_architecture(
         pm, pm.get_configuration("2d"), 1, 3, True).state_dict()
     assert all(bitwise_equal(fresh[k], weights[k]) for k in modules)
     assert any(weights[k].abs().sum() > 0 for k in modules if k.endswith("weight"))
