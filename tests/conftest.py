@@ -10,6 +10,7 @@ from importlib.metadata import entry_points
 import pytest
 
 BIN = os.path.dirname(sys.executable)
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # nnU-Net reads this once, at import (nnunetv2.configuration): the commands run in this process (`run`) then export
 # and evaluate with one worker, as nnunet_env's subprocesses do, instead of nnU-Net's default 8 on these 2 cores
 os.environ["nnUNet_def_n_proc"] = "1"
@@ -79,7 +80,14 @@ def run(cmd, env, timeout=900, check=True, in_subprocess=False):
     the command line as sys.argv and os.environ = env, stdout and stderr captured, an exception or SystemExit
     turned into the exit status a shell would see. That is the code the installed script runs, without starting
     an interpreter and importing torch and nnU-Net again (~6 s a command). `in_subprocess=True`, or a command
-    that is no entry point, starts the installed script: the tests that prove the command path use it."""
+    that is no entry point, starts the installed script: the tests that prove the command path use it.
+    `benchmarks ...` is the laboratory's `python -m benchmarks ...` (not installed: run from the repository)."""
+    if cmd[0] == "benchmarks":
+        if in_subprocess:
+            return check_status(cmd, subprocess.run([sys.executable, "-m", *cmd], env=env, capture_output=True,
+                                                    text=True, timeout=timeout, cwd=REPOSITORY), check)
+        from benchmarks.__main__ import main
+        return check_status(cmd, run_entry_point(main, ["python -m benchmarks", *cmd[1:]], env), check)
     script = os.path.basename(cmd[0])
     found = entry_points(group="console_scripts", name=script)
     if in_subprocess or not found:
@@ -87,6 +95,10 @@ def run(cmd, env, timeout=900, check=True, in_subprocess=False):
                               timeout=timeout)
     else:
         proc = run_entry_point(next(iter(found)).load(), [os.path.join(BIN, script), *cmd[1:]], env)
+    return check_status(cmd, proc, check)
+
+
+def check_status(cmd, proc, check: bool) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
                              f"{proc.stderr[-4000:]}")
@@ -122,7 +134,7 @@ def run_entry_point(main, argv, env) -> subprocess.CompletedProcess:
 
 def nnunet_env(root):
     """nnU-Net's folders under `root`, with the user's trainers and the benchmark's (the tests train short budgets)."""
-    from nnunet_distilldsm.nnunet_commands import nnunet_environment
+    from benchmarks.nnunet_commands import nnunet_environment
     env = {k: v for k, v in os.environ.items() if k != "nnUNet_extTrainer"}
     env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "pre"), nnUNet_results=str(root / "res"),
                nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1", OMP_NUM_THREADS="2")
@@ -148,7 +160,7 @@ def plan_and_preprocess(env, dataset_id, configurations, planners=("ExperimentPl
 @pytest.fixture(scope="session")
 def planned(tmp_path_factory):
     """(env, dataset id): Dataset901 written, planned (default and ResEnc M planners) and preprocessed."""
-    from nnunet_distilldsm.synthetic import write_dataset
+    from benchmarks.synthetic import write_dataset
     root = tmp_path_factory.mktemp("nnunet")
     env = nnunet_env(root)
     write_dataset(env["nnUNet_raw"], 901, n_train=10, n_test=3, shape=(16, 40, 40))

@@ -38,7 +38,7 @@ def without_final_validation(env):
     """`env` for a training whose test reads no validation result: the benchmark's trainers (`_tiny` etc.) skip
     nnU-Net's final validation (two spawned worker pools, ~11 s a training here). Validation itself stays tested by
     the `trained`, `stock_2d` and `stock_3d` fixtures (--npz, nnUNetv2_find_best_configuration)."""
-    from nnunet_distilldsm.benchmarks.budget_trainers import FINAL_VALIDATION_VARIABLE
+    from benchmarks.budget_trainers import FINAL_VALIDATION_VARIABLE
     return dict(env, **{FINAL_VALIDATION_VARIABLE: "0"})
 
 

@@ -10,10 +10,10 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from benchmarks.metrics import dice, flops_per_voxel, hd95
+from benchmarks.synthetic import make_case
 from conftest import run
 from helpers import load_plans, nnunet_trainer, use_nnunet_folders
-from nnunet_distilldsm.benchmarks.metrics import dice, flops_per_voxel, hd95
-from nnunet_distilldsm.synthetic import make_case
 
 
 def test_flops_of_a_known_convolution():
@@ -49,7 +49,7 @@ def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, stock_
     in the shared nnUNet_results), which the benchmark reuses as it would a user's; seed 1 trains everything."""
     env, _ = planned
     out = tmp_path / "bench"
-    cmd = ["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "--seeds", "0", "1", "--rounds", "1",
+    cmd = ["benchmarks", "benchmark", "-d", "901", "--profile", "tiny", "--seeds", "0", "1", "--rounds", "1",
            "-o", str(out)]
     proc = run(cmd, env)
     assert "Distill DSM: 2 run(s)" in proc.stdout
@@ -115,7 +115,7 @@ def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, stock_
 
 def in_process_study(monkeypatch, env, profile, out, train_minutes=6.0):
     """The benchmark's Study for Dataset901, built in this process with nnU-Net's folders from `env`."""
-    from nnunet_distilldsm.benchmarks.benchmark import Study
+    from benchmarks.benchmark import Study
     use_nnunet_folders(monkeypatch, env)  # Study adds its trainer folders to os.environ: restored after the test
     return Study("901", profile, "cpu", str(out), train_minutes)
 
@@ -163,7 +163,7 @@ def test_a_calibration_of_another_recipe_is_refused_not_reused(planned, tmp_path
 def test_seed_variable_seeds_torch_numpy_and_random(monkeypatch):
     import random
 
-    from nnunet_distilldsm.benchmarks.budget_trainers import SEED_VARIABLE, seed_from_environment
+    from benchmarks.budget_trainers import SEED_VARIABLE, seed_from_environment
     monkeypatch.setenv(SEED_VARIABLE, "7")
     draws = []
     for _ in range(2):
@@ -176,7 +176,7 @@ def test_seed_variable_seeds_torch_numpy_and_random(monkeypatch):
 
 @pytest.mark.parametrize("epochs", [None, "0", "two"])
 def test_timed_trainer_without_epochs_says_what_to_set(planned, monkeypatch, tmp_path, epochs):
-    from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE
+    from benchmarks.budget_trainers import EPOCHS_VARIABLE
     if epochs is None:
         monkeypatch.delenv(EPOCHS_VARIABLE, raising=False)
     else:
@@ -188,7 +188,7 @@ def test_timed_trainer_without_epochs_says_what_to_set(planned, monkeypatch, tmp
 
 
 def test_timed_trainer_trains_the_epochs_it_is_given(planned, monkeypatch, tmp_path):
-    from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE
+    from benchmarks.budget_trainers import EPOCHS_VARIABLE
     monkeypatch.setenv(EPOCHS_VARIABLE, "7")
     trainer = nnunet_trainer(monkeypatch, dict(planned[0], nnUNet_results=str(tmp_path / "res")), 901, "2d",
                              "DistillDSMTrainer_timed")
@@ -202,8 +202,8 @@ def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budg
     epoch timestamps): the epochs each training gets, the from-2d run's 80/20 split of the budget, and where and
     with what each run trains. No calibration training runs here (docs/install.md names the line this leaves
     untested)."""
-    from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE, SEED_VARIABLE
-    from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
+    from benchmarks.budget_trainers import EPOCHS_VARIABLE, SEED_VARIABLE
+    from benchmarks.wall_clock import SECONDS_VARIABLE
     env = dict(planned[0], nnUNet_results=str(tmp_path / "res"))
     out = tmp_path / "bench"
     calibration = out / "results" / "runs" / "Dataset901_DepthContext" / "equal-time-tiny" / "calibration.json"
@@ -238,8 +238,8 @@ def test_equal_time_gives_each_model_the_epochs_its_calibration_fits_in_the_budg
 def test_equal_wallclock_gives_each_training_the_budget_in_seconds(planned, tmp_path, monkeypatch):
     """Each equal-wallclock training is told the budget (the `_wallclock` trainers stop by their own clock:
     test_wall_clock.py) and trains in a folder of its own budget; no calibration is needed."""
-    from nnunet_distilldsm.benchmarks.budget_trainers import EPOCHS_VARIABLE
-    from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
+    from benchmarks.budget_trainers import EPOCHS_VARIABLE
+    from benchmarks.wall_clock import SECONDS_VARIABLE
     env = dict(planned[0], nnUNet_results=str(tmp_path / "res"))
     study = in_process_study(monkeypatch, env, "equal-wallclock-tiny", tmp_path / "bench", train_minutes=0.75)
     assert [m.trainer for m in study.models] == ["nnUNetTrainer_wallclock", "DistillDSMTrainer_wallclock"]
@@ -258,7 +258,7 @@ def test_equal_wallclock_gives_each_training_the_budget_in_seconds(planned, tmp_
 def test_a_fine_tunes_cost_with_its_start_leaves_out_runs_whose_start_was_contended():
     """Seconds measured beside other jobs are not a cost: a fine-tune's own seconds count where its own training
     was alone, its seconds with the 2d model it started from only where that training was alone too."""
-    from nnunet_distilldsm.benchmarks.report import model_row, train_s_text
+    from benchmarks.report import model_row, train_s_text
 
     def run_file(run, train_s, start_train_s, start_contended=False, contended=False):
         cases = {f"c{i}": {"dice": {"1": 0.5 + 0.01 * i}, "hd95": {"1": 1.0}} for i in range(4)}
@@ -295,7 +295,7 @@ def test_test_set_scored_by_every_fold_and_their_ensemble(planned, tmp_path):
         shutil.copy(os.path.join(raw, "imagesTs", f"{c}_0000.nii.gz"), images)
         shutil.copy(os.path.join(raw, "labelsTs", f"{c}.nii.gz"), labels)
     out = tmp_path / "bench"
-    cmd = ["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", "tiny", "-f", "0", "1", "--rounds", "1",
+    cmd = ["benchmarks", "benchmark", "-d", "901", "--profile", "tiny", "-f", "0", "1", "--rounds", "1",
            "-o", str(out), "--test-images", str(images), "--test-labels", str(labels)]
     proc = run(cmd, env)
     test_runs = out / "results" / "runs" / "Dataset901_DepthContext" / "tiny-test"

@@ -19,7 +19,7 @@ def test_no_train_reproduces_the_committed_table(planned, tmp_path, profile, ext
     env, _ = planned
     runs = os.path.join("results", "runs", DATASET, profile)
     shutil.copytree(os.path.join(RESULTS, "runs", DATASET, profile), tmp_path / runs)
-    proc = run(["nnunet-distilldsm", "benchmark", "-d", "901", "--profile", profile, "--no-train", "-o", str(tmp_path),
+    proc = run(["benchmarks", "benchmark", "-d", "901", "--profile", profile, "--no-train", "-o", str(tmp_path),
                 *extra], env)
     assert ": train " not in proc.stdout and ": predict " not in proc.stdout  # re-aggregated, nothing trained
     for ending in (".md", ".csv"):

@@ -3,10 +3,10 @@ import os
 import subprocess
 import time
 
-from nnunet_distilldsm.benchmarks import report
-from nnunet_distilldsm.benchmarks.budget_trainers import Model
-from nnunet_distilldsm.benchmarks.contention import ancestors, other_processes, snapshot
-from nnunet_distilldsm.benchmarks.run_store import run_file, write_json
+from benchmarks import report
+from benchmarks.budget_trainers import Model
+from benchmarks.contention import ancestors, other_processes, snapshot
+from benchmarks.run_store import run_file, write_json
 
 
 def test_snapshot_sees_another_training_but_not_its_own_test_session():

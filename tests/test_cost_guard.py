@@ -1,5 +1,5 @@
 """Regression guard: the modules' training-step cost against nnU-Net 2d, on nnU-Net's planned 128 x 128 network,
-side by side in one run (`nnunet-distilldsm network-speed`, docs/results.md). The fastest of several interleaved
+side by side in one run (`python -m benchmarks network-speed`, docs/results.md). The fastest of several interleaved
 rounds is compared: other processes on the machine only ever add time.
 
 Time: alone on the project's 2-core machine, this fixture's measurement repeated 5 times
@@ -11,8 +11,8 @@ sharp guard: held 1.0000-1.0002x nnU-Net 2d's in those 5 runs against the bound 
 backward instead of recomputed hold 1.15x (per block) to 1.40x (default)."""
 import pytest
 
-from nnunet_distilldsm.benchmarks.network_speed import measure
-from nnunet_distilldsm.benchmarks.planned import planned_plans
+from benchmarks.network_speed import measure
+from benchmarks.planned import planned_plans
 from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock, ResidualDSMTrainer
 
 pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)

@@ -20,7 +20,7 @@ TEST_DEPTHS = (1, 2, 3, 7)
 SIZE = 32
 # a user's own trainers, one line each, in a folder of their own on nnUNet_extTrainer (README), with a short budget
 USER_TRAINERS = """from dataclasses import replace
-from nnunet_distilldsm.benchmarks.budget_trainers import DistillDSMTrainer_tiny
+from benchmarks.budget_trainers import DistillDSMTrainer_tiny
 """ + "".join(f"""
 
 class DSMSlab{d}_tiny(DistillDSMTrainer_tiny):

@@ -5,8 +5,8 @@ import os
 
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
+from benchmarks.budget_trainers import ABLATIONS
 from conftest import DS
-from nnunet_distilldsm.benchmarks.budget_trainers import ABLATIONS
 from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock
 
 

@@ -1,4 +1,4 @@
-"""`nnunet-distilldsm demo` runs nnU-Net's commands for both models and prints their Dice side by side."""
+"""`python -m benchmarks demo` runs nnU-Net's commands for both models and prints their Dice side by side."""
 import os
 import re
 import shutil
@@ -16,7 +16,7 @@ def test_demo_trains_both_models_for_the_same_wall_clock_and_prints_their_dice(p
     work = tmp_path / "demo"
     for var, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "preprocessed")):
         shutil.copytree(os.path.join(planned[0][var], DS), work / sub / DS)
-    proc = run(["nnunet-distilldsm", "demo", "--train-seconds", "10", "--workdir", str(work)], env, timeout=1500)
+    proc = run(["benchmarks", "demo", "--train-seconds", "10", "--workdir", str(work)], env, timeout=1500)
     assert "10.0 s of wall clock each" in proc.stdout and "nnUNetv2_plan_and_preprocess" not in proc.stdout
     assert f"Dice on {DS}'s 3 test cases" in proc.stdout
     rows = {m.group(1): m.group(2).split()
@@ -39,7 +39,7 @@ def test_demo_trains_both_models_for_the_same_wall_clock_and_prints_their_dice(p
 
 
 def test_demo_refuses_train_seconds_with_an_iteration_budget(tmp_path):
-    proc = run(["nnunet-distilldsm", "demo", "--budget", "tiny", "--train-seconds", "15", "--workdir",
+    proc = run(["benchmarks", "demo", "--budget", "tiny", "--train-seconds", "15", "--workdir",
                 str(tmp_path / "demo")], nnunet_env(tmp_path), check=False)
     assert proc.returncode != 0 and "--train-seconds goes with --budget wallclock" in proc.stderr
     assert not os.path.exists(tmp_path / "demo")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from benchmarks.metrics import dice
 from conftest import BIN, DS, predict, raw, results, run
 from helpers import without_final_validation
-from nnunet_distilldsm.benchmarks.metrics import dice
 
 pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from nnunet_distilldsm.benchmarks.epoch_speed import GPU_TRAINERS, main
+from benchmarks.epoch_speed import GPU_TRAINERS, main
 
 pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
 

@@ -18,9 +18,9 @@ from nnunetv2.run.run_training import maybe_load_checkpoint
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from benchmarks import budget_trainers
 from conftest import DS, raw, results, run
 from helpers import nnunet_trainer, without_final_validation
-from nnunet_distilldsm.benchmarks import budget_trainers
 from nnunet_distilldsm.from_2d import From2dError, convert
 
 pytestmark = pytest.mark.slow  # trains, predicts or times networks (setup.cfg)
@@ -31,7 +31,7 @@ SEG = ".seg_layers."
 @pytest.fixture(autouse=True)
 def benchmark_trainers_found(monkeypatch):
     """from-2d finds trainers as nnU-Net does: the benchmark's short budgets through nnUNet_extTrainer."""
-    from nnunet_distilldsm.nnunet_commands import nnunet_environment
+    from benchmarks.nnunet_commands import nnunet_environment
     monkeypatch.setenv("nnUNet_extTrainer", nnunet_environment({})["nnUNet_extTrainer"])
 
 

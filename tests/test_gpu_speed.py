@@ -5,8 +5,8 @@ import pytest
 import torch
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 
-from nnunet_distilldsm.benchmarks.gpu_speed import SLAB_TRAINERS, measure, networks_and_inputs
-from nnunet_distilldsm.benchmarks.planned import planned_plans
+from benchmarks.gpu_speed import SLAB_TRAINERS, measure, networks_and_inputs
+from benchmarks.planned import planned_plans
 from nnunet_distilldsm.trainers import DistillDSMTrainer
 
 

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from nnunet_distilldsm.benchmarks import report
-from nnunet_distilldsm.benchmarks.budget_trainers import Model
-from nnunet_distilldsm.benchmarks.paired_stats import paired_difference
-from nnunet_distilldsm.benchmarks.run_store import load_runs, run_file, write_json
+from benchmarks import report
+from benchmarks.budget_trainers import Model
+from benchmarks.paired_stats import paired_difference
+from benchmarks.run_store import load_runs, run_file, write_json
 
 
 def table(base, runs=3, cases=20, noise=0.05, seed=0, run_effect=None):
@@ -120,7 +120,7 @@ def test_aggregate_gives_one_row_per_model_with_paired_columns(tmp_path):
 
 
 def test_equal_time_runs_of_another_budget_are_refused_with_what_to_pass(tmp_path):
-    from nnunet_distilldsm.benchmarks.run_store import check_budget
+    from benchmarks.run_store import check_budget
     write_json(run_file(str(tmp_path), "DatasetX", "equal-time", "Distill DSM", 0, 0),
                {"run": "fold0_seed0", "budget_s": 360.0, "cases": {}})
     check_budget(str(tmp_path), "DatasetX", "equal-time", 360.0)  # the same budget adds to the study

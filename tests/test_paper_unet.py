@@ -2,9 +2,9 @@
 import pytest
 import torch
 
+from benchmarks.paper_unet import paper_parameter_table as paper_params
 from dependence import slices_reached
 from nnunet_distilldsm.architectures import PaperUNet
-from nnunet_distilldsm.architectures.paper_unet import paper_parameter_table as paper_params
 
 
 @pytest.mark.parametrize("cin,cout,dsm,alpha,paper", [

@@ -18,7 +18,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("real")
     env = nnunet_env(root)
     os.makedirs(env["nnUNet_raw"])
-    proc = run(["nnunet-distilldsm", "real-scans", "-d", "902", "--spacing", "4", "--sources", *SUBSET], env)
+    proc = run(["benchmarks", "real-scans", "-d", "902", "--spacing", "4", "--sources", *SUBSET], env)
     return env, proc.stdout.strip().splitlines()[-1]
 
 
@@ -54,6 +54,6 @@ def test_nnunet_accepts_the_dataset(built):
 def test_rebuilding_over_an_existing_dataset_is_refused(built):
     env, folder = built
     before = sorted(os.listdir(os.path.join(folder, "imagesTr")))
-    proc = run(["nnunet-distilldsm", "real-scans", "-d", "902", "--sources", SUBSET[0]], env, check=False)
+    proc = run(["benchmarks", "real-scans", "-d", "902", "--sources", SUBSET[0]], env, check=False)
     assert proc.returncode != 0 and "remove it to rebuild" in proc.stderr
     assert sorted(os.listdir(os.path.join(folder, "imagesTr"))) == before

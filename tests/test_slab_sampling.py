@@ -15,7 +15,7 @@ import json, os, sys
 import numpy as np, torch
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
-from nnunet_distilldsm.benchmarks.budget_trainers import find_trainer
+from benchmarks.budget_trainers import find_trainer
 
 pre = os.path.join(os.environ["nnUNet_preprocessed"], "Dataset901_DepthContext")
 plans = json.load(open(os.path.join(pre, "nnUNetPlans.json")))

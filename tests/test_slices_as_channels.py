@@ -106,7 +106,7 @@ def test_parameters_are_the_2d_network_plus_the_first_convs_extra_inputs(planned
 def test_distill_dsm_on_slices_as_channels_has_both(planned):
     """DistillDSMTrainer_slicesAsChannels: Distill DSM's modules (one per block, as benchmarked) and the +-2
     input channels, so an output slice reaches 2 slices further than with those modules alone."""
-    from nnunet_distilldsm.benchmarks.budget_trainers import DistillDSMTrainer_slicesAsChannels
+    from benchmarks.budget_trainers import DistillDSMTrainer_slicesAsChannels
     from nnunet_distilldsm.trainers import DistillDSMTrainer_perBlock
     env, _ = planned
     plans = json.load(open(os.path.join(env["nnUNet_preprocessed"], DS, "nnUNetPlans.json")))

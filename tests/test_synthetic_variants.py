@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from nnunet_distilldsm.synthetic import ENDS_TAPER_SLICES, VARIANTS, make_case, write_dataset
+from benchmarks.synthetic import ENDS_TAPER_SLICES, VARIANTS, make_case, write_dataset
 
 N_CASES = 60
 
@@ -149,7 +149,7 @@ def test_ends_variant_writes_an_nnunet_raw_dataset(tmp_path):
 def test_benchmark_synthetic_writes_and_uses_the_variants_dataset(tmp_path, monkeypatch, variant, folder, dataset):
     import nnunetv2.paths
 
-    from nnunet_distilldsm.benchmarks import benchmark
+    from benchmarks import benchmark
     monkeypatch.setattr(nnunetv2.paths, "nnUNet_raw", str(tmp_path))
     monkeypatch.setattr(benchmark, "require_benchmark_dependencies", lambda: None)
     calls = []
@@ -162,7 +162,7 @@ def test_benchmark_synthetic_writes_and_uses_the_variants_dataset(tmp_path, monk
 
 
 def test_benchmark_rejects_a_variant_without_synthetic(capsys):
-    from nnunet_distilldsm.benchmarks import benchmark
+    from benchmarks import benchmark
     with pytest.raises(SystemExit) as e:
         benchmark.main(["-d", "901", "--variant", "ends", "--no-train"])
     assert e.value.code == 2

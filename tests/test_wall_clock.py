@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 
+from benchmarks import wall_clock
+from benchmarks.budget_trainers import find_trainer
 from helpers import load_dataset_json, load_plans, use_nnunet_folders
-from nnunet_distilldsm.benchmarks import wall_clock
-from nnunet_distilldsm.benchmarks.budget_trainers import find_trainer
 
 BUDGET_S, EPOCH_S = 100.0, 30.0  # the third epoch ends at 90 s, nearer the budget than the fourth's 120 s
 

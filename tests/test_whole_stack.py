@@ -15,10 +15,10 @@ import torch
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch.nn import functional as F
 
+from benchmarks.metrics import dice
 from conftest import BIN, raw, results, run
 from helpers import SMALL
 from nnunet_distilldsm.architectures import SlabUNet
-from nnunet_distilldsm.benchmarks.metrics import dice
 from nnunet_distilldsm.trainers.slab_plans import SLAB_NETWORK
 from nnunet_distilldsm.whole_stack_predictor import WholeStackPredictor, slab_network
 

@@ -16,7 +16,7 @@ import os
 
 import torch
 
-from nnunet_distilldsm.benchmarks.benchmark import (
+from benchmarks.benchmark import (
     benchmark_cases,
     dataset_folder,
     evaluate,
@@ -24,8 +24,8 @@ from nnunet_distilldsm.benchmarks.benchmark import (
     model_identifier,
     predict_timed,
 )
-from nnunet_distilldsm.benchmarks.paired_stats import paired_difference
-from nnunet_distilldsm.benchmarks.run_store import case_dice, load_runs
+from benchmarks.paired_stats import paired_difference
+from benchmarks.run_store import case_dice, load_runs
 
 DATASET, PROFILE, START = "Dataset901_DepthContext", "from-2d-start", "nnUNetTrainer_bench"
 

@@ -20,15 +20,15 @@ import tempfile
 import numpy as np
 import SimpleITK as sitk
 
-from nnunet_distilldsm.nnunet_commands import nnunet_environment, run_nnunet
+from benchmarks.nnunet_commands import nnunet_environment, run_nnunet
 
 DATASET = "Dataset901_DepthContext"
 TRAINER = "DistillDSMTrainer_demo"
 
 
 def cost_guard(repetitions: int, workdir: str) -> dict:
-    from nnunet_distilldsm.benchmarks.network_speed import measure
-    from nnunet_distilldsm.benchmarks.planned import planned_plans
+    from benchmarks.network_speed import measure
+    from benchmarks.planned import planned_plans
     from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock, ResidualDSMTrainer
     plans = planned_plans(128, workdir=os.path.join(workdir, "planned"))
     networks = {"default": DistillDSMTrainer, "per block": DistillDSMTrainer_perBlock,
@@ -46,7 +46,7 @@ def cost_guard(repetitions: int, workdir: str) -> dict:
 
 
 def slab_depth_agreement(repetitions: int, workdir: str) -> list:
-    from nnunet_distilldsm.synthetic import write_dataset
+    from benchmarks.synthetic import write_dataset
     env = nnunet_environment(nnUNet_raw=os.path.join(workdir, "raw"), nnUNet_preprocessed=os.path.join(workdir, "pre"),
                              nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1", NNUNET_DISTILLDSM_FINAL_VALIDATION="0")
     if not os.path.isdir(os.path.join(env["nnUNet_preprocessed"], DATASET, "nnUNetPlans_2d")):

@@ -20,7 +20,7 @@ import json
 import os
 from collections import defaultdict
 
-from nnunet_distilldsm.benchmarks.run_store import write_json
+from benchmarks.run_store import write_json
 
 ROOT = "benchmarks/results/runs"
 CPU_SMALL_FOLD0 = ("cpu-small fold 0 trained while other jobs shared the CPU (709 s for nnU-Net 2d against 181 and "

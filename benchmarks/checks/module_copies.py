@@ -14,8 +14,8 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests"))
 from test_fast_modules import with_reference_modules  # noqa: E402
 
-from nnunet_distilldsm.benchmarks.network_speed import BASELINE, interleaved_seconds, summarize, table  # noqa: E402
-from nnunet_distilldsm.benchmarks.planned import planned_plans, trainer_network  # noqa: E402
+from benchmarks.network_speed import BASELINE, interleaved_seconds, summarize, table  # noqa: E402
+from benchmarks.planned import planned_plans, trainer_network  # noqa: E402
 from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock, ResidualDSMTrainer  # noqa: E402
 
 

@@ -8,8 +8,8 @@ import sys
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_distilldsm.benchmarks.network_speed import BASELINE, interleaved_seconds, summarize, table
-from nnunet_distilldsm.benchmarks.planned import planned_plans, trainer_network
+from benchmarks.network_speed import BASELINE, interleaved_seconds, summarize, table
+from benchmarks.planned import planned_plans, trainer_network
 from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock
 
 size, rounds = int(sys.argv[1]), int(sys.argv[2])

@@ -1,7 +1,7 @@
 """The trainers nnU-Net finds through `nnunet-distilldsm trainer-dir`: the slab trainers a user picks.
 
 `__all__` is derived, not listed: every nnU-Net trainer class defined in the two trainer modules. The
-nnUNet_extTrainer shim imports `*`. Short-budget and ablation trainers live in nnunet_distilldsm.benchmarks.
+nnUNet_extTrainer shim imports `*`. Short-budget and ablation trainers live in benchmarks.
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 

@@ -32,7 +32,7 @@ def seconds_from_environment(trainer_name: str) -> float:
     if not seconds > 0:
         raise RuntimeError(f"{trainer_name} trains for {SECONDS_VARIABLE} wall-clock seconds (a number > 0), got "
                            f"{value!r}: set it, or use a trainer with a fixed number of epochs (e.g. the _bench "
-                           f"variant). `nnunet-distilldsm demo` sets it for you")
+                           f"variant). `python -m benchmarks demo` sets it for you")
     return seconds
 
 

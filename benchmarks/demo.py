@@ -12,10 +12,10 @@ import json
 import os
 import time
 
-from nnunet_distilldsm.benchmarks.budget_trainers import FINAL_VALIDATION_VARIABLE, trainer_name
-from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
-from nnunet_distilldsm.nnunet_commands import is_preprocessed, nnunet_environment, run_nnunet
-from nnunet_distilldsm.synthetic import LABELS, write_dataset
+from benchmarks.budget_trainers import FINAL_VALIDATION_VARIABLE, trainer_name
+from benchmarks.nnunet_commands import is_preprocessed, nnunet_environment, run_nnunet
+from benchmarks.synthetic import LABELS, write_dataset
+from benchmarks.wall_clock import SECONDS_VARIABLE
 
 DATASET_ID, DATASET = 901, "Dataset901_DepthContext"
 MODELS = (("nnU-Net 2d", "nnUNetTrainer"), ("Distill DSM", "DistillDSMTrainer"))
@@ -47,7 +47,7 @@ def train_predict_evaluate(env: dict, raw: str, workdir: str, trainer: str, devi
                 os.path.join(model, "dataset.json"), "-pfile", os.path.join(model, "plans.json")], env, echo=True)
     summary = json.load(open(os.path.join(pred, "summary.json")))
     names = {str(v): k for k, v in LABELS.items()}
-    from nnunet_distilldsm.benchmarks.benchmark import training_record
+    from benchmarks.benchmark import training_record
     record = training_record(model, 0)
     return {**{names[c]: m["Dice"] for c, m in summary["mean"].items()}, "mean": summary["foreground_mean"]["Dice"],
             "iterations": record["iterations"], "train_s": record["wall_s"]}
@@ -82,5 +82,5 @@ def run_demo(workdir: str = "demo_work", budget: str = "wallclock", device: str 
               + f"{d['iterations']:>12d}{d['train_s']:>9.0f}")
     print("Balls and cylinders look the same in any single slice; only neighbouring slices tell them apart. "
           "nnU-Net 2d sees one slice and must guess; Distill DSM's modules pass features between slices. "
-          "One short CPU training each: an illustration, not a benchmark (see `nnunet-distilldsm benchmark`).")
+          "One short CPU training each: an illustration, not a benchmark (see `python -m benchmarks benchmark`).")
     return dice

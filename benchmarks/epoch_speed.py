@@ -16,7 +16,7 @@ Two studies (`--study`; every setting can be overridden):
   volumes of 64 x 320 x 320, 3 epochs of 25 iterations (`_timed` trainers), on cuda. `--budget tiny`
   with small sizes is its dry run on the CPU (the test suite runs one).
 
-    nnunet-distilldsm epoch-speed --workdir DIR [--study cpu|gpu] [--sizes ...] [--depth D] [--n-train N]
+    python -m benchmarks epoch-speed --workdir DIR [--study cpu|gpu] [--sizes ...] [--depth D] [--n-train N]
         [--epochs E] [--budget calib|timed|tiny] [--device cpu|cuda] [--json PATH] [--md PATH]
 """
 import argparse
@@ -26,15 +26,15 @@ import os
 import statistics
 from typing import Dict, Optional, Sequence, Tuple
 
-from nnunet_distilldsm.benchmarks.benchmark import training_record
-from nnunet_distilldsm.benchmarks.budget_trainers import (
+from benchmarks.benchmark import training_record
+from benchmarks.budget_trainers import (
     EPOCHS_VARIABLE,
     FINAL_VALIDATION_VARIABLE,
     PEAK_GPU_MEMORY_LINE,
     trainer_name,
 )
-from nnunet_distilldsm.nnunet_commands import is_preprocessed, run_nnunet
-from nnunet_distilldsm.synthetic import write_dataset
+from benchmarks.nnunet_commands import is_preprocessed, run_nnunet
+from benchmarks.synthetic import write_dataset
 
 DATASET_ID = 988  # any id: each size has an nnU-Net tree of its own
 # label: (trainer class without its budget suffix, configuration)
@@ -123,7 +123,7 @@ def table(results: Dict[int, Dict[str, dict]]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[int, Dict[str, dict]]:
-    p = argparse.ArgumentParser(prog="nnunet-distilldsm epoch-speed", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks epoch-speed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", required=True, help="data, plans and trainings go here (reused when run again)")
     p.add_argument("--study", choices=sorted(STUDIES), default="cpu")

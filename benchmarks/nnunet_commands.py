@@ -5,16 +5,20 @@ import sys
 import time
 from typing import List, Optional
 
-from nnunet_distilldsm import benchmarks, trainer_dir
+import benchmarks
+from nnunet_distilldsm import trainer_dir
 
 
 def nnunet_environment(base: Optional[dict] = None, **overrides: str) -> dict:
-    """`base` (default os.environ) with this plugin's trainer folders added to nnUNet_extTrainer, after any
-    folders already there: the user's trainers, then the benchmark's budgets and ablations."""
+    """`base` (default os.environ) with the plugin's trainer folders added to nnUNet_extTrainer, after any
+    folders already there: the user's trainers, then the benchmark's budgets and ablations; and this repository
+    on PYTHONPATH, so that the commands it starts import the benchmark's trainers (not installed with the plugin)."""
     env = dict(os.environ if base is None else base, **overrides)
     folders = [f for f in env.get("nnUNet_extTrainer", "").split(os.pathsep) if f]
     folders += [f for f in (trainer_dir(), benchmarks.trainer_dir()) if f not in folders]
     env["nnUNet_extTrainer"] = os.pathsep.join(folders)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [benchmarks.REPOSITORY] * (benchmarks.REPOSITORY not in paths))
     return env
 
 

@@ -15,8 +15,8 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunet_distilldsm.nnunet_commands import run_nnunet
-from nnunet_distilldsm.synthetic import write_dataset
+from benchmarks.nnunet_commands import run_nnunet
+from benchmarks.synthetic import write_dataset
 
 DATASET_ID = 989  # any id: each plan has a tree of its own
 

@@ -1,6 +1,6 @@
 """One model's training step cost, measured in a process of its own so peak memory is its own.
 
-    python -m nnunet_distilldsm.benchmarks.train_step MODEL_FOLDER [--fold 0] [--steps 5]
+    python -m benchmarks.train_step MODEL_FOLDER [--fold 0] [--steps 5]
 
 Builds the network and a batch exactly as the model folder's plans.json say (the trainer's
 batch size and patch), runs forward + deep-supervision loss + backward + SGD step, and prints
@@ -22,7 +22,7 @@ import time
 import torch
 from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
-from nnunet_distilldsm.benchmarks.model_folder import network_from_model_folder
+from benchmarks.model_folder import network_from_model_folder
 
 
 def rss_mb() -> float:

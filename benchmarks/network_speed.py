@@ -8,7 +8,7 @@ ratio to nnU-Net 2d's, of the fastest rounds (and of the medians); the forward F
 (`torch.utils.flop_counter`), the floor the time ratio can approach; and the memory a forward
 pass leaves held for backward, and its ratio.
 
-    nnunet-distilldsm network-speed [--sizes 128 256] [--depth 8] [--rounds 7] [--workdir DIR] [--json PATH]
+    python -m benchmarks network-speed [--sizes 128 256] [--depth 8] [--rounds 7] [--workdir DIR] [--json PATH]
 """
 import argparse
 import gc
@@ -21,8 +21,8 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch.utils.flop_counter import FlopCounterMode
 
-from nnunet_distilldsm.benchmarks.planned import planned_plans, trainer_network
-from nnunet_distilldsm.benchmarks.train_step import allocated_mb
+from benchmarks.planned import planned_plans, trainer_network
+from benchmarks.train_step import allocated_mb
 from nnunet_distilldsm.trainers import (
     DistillDSMTrainer,
     DistillDSMTrainer_perBlock,
@@ -123,7 +123,7 @@ def table(results: Dict[int, Dict[str, dict]]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None):
-    p = argparse.ArgumentParser(prog="nnunet-distilldsm network-speed", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks network-speed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="slice sizes to plan (default 128 256)")
     p.add_argument("--depth", type=int, default=8, help="slices per slab (default 8)")

@@ -24,9 +24,9 @@ weights, optimizer state and input plus the step's peak allocation over its star
 and the ratio to 2d's. With --compile the slab networks are compiled with fullgraph=True
 first (a graph break is printed as FAIL, then they fall back to nnU-Net's plain compile).
 
-    python -m nnunet_distilldsm.benchmarks.gpu_speed [--device cuda] [--depth 12] [--batch 2] [--size 256]
+    python -m benchmarks.gpu_speed [--device cuda] [--depth 12] [--batch 2] [--size 256]
         [--volume-depth 128] [--warmup 5] [--rounds 20] [--no-amp] [--compile] [--json PATH] [--workdir DIR]
-    (or: nnunet-distilldsm gpu-speed ...)
+    (or: python -m benchmarks gpu-speed ...)
 """
 import argparse
 import json
@@ -38,8 +38,8 @@ import time
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from benchmarks.planned import planned_plans, trainer_network
 from nnunet_distilldsm.architectures.slab_unet import SlabUNet
-from nnunet_distilldsm.benchmarks.planned import planned_plans, trainer_network
 from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock, ResidualDSMTrainer
 
 MiB = 2 ** 20
@@ -202,7 +202,7 @@ def device_name(device: str) -> str:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="nnunet-distilldsm gpu-speed", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks gpu-speed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu, for a smoke test")
     p.add_argument("--depth", type=int, default=12, help="slices per slab D (default 12)")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_distilldsm.benchmarks.wall_clock import EPOCH_CAP, WallClockBudget
+from benchmarks.wall_clock import EPOCH_CAP, WallClockBudget
 from nnunet_distilldsm.trainers import TRAINERS as USER_TRAINERS
 from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock
 
@@ -64,7 +64,7 @@ def epochs_from_environment(trainer_name: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise RuntimeError(f"{trainer_name} trains for {EPOCHS_VARIABLE} epochs (a whole number >= 1), got "
                            f"{value!r}: set it, or use a trainer with a fixed budget (e.g. the _bench variant). "
-                           f"`nnunet-distilldsm benchmark --profile equal-time` sets it for you")
+                           f"`python -m benchmarks benchmark --profile equal-time` sets it for you")
     return int(value)
 
 

@@ -11,9 +11,10 @@ import glob
 import os
 import time
 
-from nnunet_distilldsm.benchmarks import report
-from nnunet_distilldsm.benchmarks.benchmark import evaluate, say, trained_by, training_record
-from nnunet_distilldsm.benchmarks.run_store import (
+from benchmarks import report
+from benchmarks.benchmark import evaluate, say, trained_by, training_record
+from benchmarks.nnunet_commands import run_nnunet
+from benchmarks.run_store import (
     case_dice,
     profile_folder,
     read_json,
@@ -23,7 +24,6 @@ from nnunet_distilldsm.benchmarks.run_store import (
     source_commit,
     write_json,
 )
-from nnunet_distilldsm.nnunet_commands import run_nnunet
 
 ENSEMBLE_FILE = "ensemble_seed{seed}.json"
 

@@ -11,9 +11,9 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from nnunet_distilldsm.benchmarks.contention import contended
-from nnunet_distilldsm.benchmarks.paired_stats import METHOD, paired_difference
-from nnunet_distilldsm.benchmarks.run_store import case_dice, cost_file, load_runs, read_json
+from benchmarks.contention import contended
+from benchmarks.paired_stats import METHOD, paired_difference
+from benchmarks.run_store import case_dice, cost_file, load_runs, read_json
 
 REFERENCES = {"2d": "nnU-Net 2d", "3d": "nnU-Net 3d_fullres"}
 # a fine-tune is plotted at its whole cost: its own training and that of the 2d model it started from
@@ -170,7 +170,7 @@ def write_tables(rows: List[dict], out_root: str, dataset: str, profile: str, he
         w.writerow(cols)
         w.writerows([[r.get(c, "") for c in cols] for r in rows])
     with open(stem + ".md", "w") as f:
-        f.write(f"# {dataset}: profile {profile}\n\nWritten by `nnunet-distilldsm benchmark` from the run files in "
+        f.write(f"# {dataset}: profile {profile}\n\nWritten by `python -m benchmarks benchmark` from the run files in "
                 f"`runs/{dataset}/{profile}/`. {header}\n\n"
                 f"Dice: mean over runs (independent trainings) and test cases of the mean foreground-class Dice. "
                 f"Paired differences against nnU-Net 2d and 3d_fullres: mean [95% CI] and verdict at 95%, from a "

@@ -5,7 +5,7 @@ Encoder 16, 32, 64, 128, 128 with max-pooling; decoder blocks (256->64), (128->3
 decoder block halving its input channels; 3x3 convs with bias, BatchNorm, ReLU; a final
 1x1 conv. One depth shift module per double-conv block, after its first conv+norm+ReLU,
 none in the input block (the authors' released code). Its parameter counts equal the
-paper's exactly (`nnunet-distilldsm paper-params` prints them).
+paper's exactly (`python -m benchmarks paper-params` prints them).
 """
 import torch
 from torch import nn

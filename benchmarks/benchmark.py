@@ -1,4 +1,4 @@
-"""`nnunet-distilldsm benchmark`: Distill DSM against stock nnU-Net 2d and 3d_fullres, side by side.
+"""`python -m benchmarks benchmark`: Distill DSM against stock nnU-Net 2d and 3d_fullres, side by side.
 
 A benchmark is a set of runs: independent trainings of every model of a profile, one per fold
 (-f) and seed (--seeds). Each finished run writes a file of per-case Dice and HD95 and training
@@ -30,18 +30,19 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from nnunet_distilldsm.benchmarks import contention, report
-from nnunet_distilldsm.benchmarks.budget_trainers import Model, find_trainer, trainer_name
-from nnunet_distilldsm.benchmarks.cpu_planner import CPU_PLANS, plan_and_preprocess_cpu
-from nnunet_distilldsm.benchmarks.metrics import (
+from benchmarks import contention, report
+from benchmarks.budget_trainers import Model, find_trainer, trainer_name
+from benchmarks.cpu_planner import CPU_PLANS, plan_and_preprocess_cpu
+from benchmarks.metrics import (
     MissingBenchmarkDependency,
     dice,
     flops_per_voxel,
     hd95,
     require_benchmark_dependencies,
 )
-from nnunet_distilldsm.benchmarks.model_folder import network_from_model_folder
-from nnunet_distilldsm.benchmarks.run_store import (
+from benchmarks.model_folder import network_from_model_folder
+from benchmarks.nnunet_commands import is_preprocessed, nnunet_environment, run_nnunet
+from benchmarks.run_store import (
     check_budget,
     cost_file,
     profile_folder,
@@ -52,7 +53,6 @@ from nnunet_distilldsm.benchmarks.run_store import (
     source_commit,
     write_json,
 )
-from nnunet_distilldsm.nnunet_commands import is_preprocessed, nnunet_environment, run_nnunet
 
 STANDARD = [Model("nnU-Net 2d", "nnUNetTrainer", None), Model("nnU-Net 3d_fullres", "nnUNetTrainer", None,
                                                               "3d_fullres"),
@@ -308,12 +308,12 @@ class Study:
         return os.path.join(self.results_root(seed), self.name, model_identifier(trainer, config, self.plans))
 
     def environment(self, seed: int, epochs: Optional[int] = None) -> dict:
-        from nnunet_distilldsm.benchmarks.budget_trainers import (
+        from benchmarks.budget_trainers import (
             EPOCHS_VARIABLE,
             FINAL_VALIDATION_VARIABLE,
             SEED_VARIABLE,
         )
-        from nnunet_distilldsm.benchmarks.wall_clock import SECONDS_VARIABLE
+        from benchmarks.wall_clock import SECONDS_VARIABLE
         # the benchmark predicts and scores its own cases: nnU-Net's final validation is skipped (budget_trainers)
         env = dict(os.environ, nnUNet_results=self.results_root(seed), **{SEED_VARIABLE: str(seed),
                                                                           FINAL_VALIDATION_VARIABLE: "0"})
@@ -493,7 +493,7 @@ class Study:
             if (trainer, config) not in step_cost:
                 say(f"{model}: training step cost")
                 step = json.loads(subprocess.run(
-                    [sys.executable, "-m", "nnunet_distilldsm.benchmarks.train_step", folder, "--fold", str(fold)],
+                    [sys.executable, "-m", "benchmarks.train_step", folder, "--fold", str(fold)],
                     check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
                 step_cost[trainer, config] = {**network_cost(folder, fold), **step}
             write_json(cost_file(self.out_root, self.name, self.profile, model),
@@ -545,27 +545,27 @@ def run_benchmark(dataset: str, folds: List[int], profile: str, device: str = "c
     study.run_missing(folds, seeds or [0], train, timing_cases, rounds)
     rows = study.report()
     if test_images:
-        from nnunet_distilldsm.benchmarks.test_set import report_test_set, score_test_set
+        from benchmarks.test_set import report_test_set, score_test_set
         score_test_set(study, folds, seeds or [0], test_images, test_labels)
         report_test_set(study)
     return rows
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="nnunet-distilldsm benchmark", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks benchmark", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-d", "--dataset", required=True,
                    help="dataset id or name; 'synthetic' writes the embedded depth-context dataset (901, or "
                         "--variant's) and "
                         "'real-scans' builds the real-scan brain dataset (902) if missing; 'hippocampus' writes "
                         "Dataset004_Hippocampus from --hippocampus-source if missing")
-    from nnunet_distilldsm.benchmarks.hippocampus import SHARED_COPY
+    from benchmarks.hippocampus import SHARED_COPY
     p.add_argument("--hippocampus-source", default=SHARED_COPY,
                    help="with -d hippocampus: a folder of images/hippocampus_NNN.nii.gz and labels/ (default: the "
                         "project's copy, ../shared/data/Task04_Hippocampus_dev beside the repository); with the "
                         "Decathlon's own folder use nnU-Net's `nnUNetv2_convert_MSD_dataset -i Task04_Hippocampus` "
                         "and -d 4")
-    from nnunet_distilldsm.synthetic import VARIANTS
+    from benchmarks.synthetic import VARIANTS
     p.add_argument("--variant", choices=sorted(VARIANTS), default="balls",
                    help="with -d synthetic: which synthetic dataset to write and use: "
                         + "; ".join(f"'{k}' ({v[0]}, {v[1]})" for k, v in VARIANTS.items()) + " (default balls)")
@@ -605,7 +605,7 @@ def main(argv=None):
     if dataset == "synthetic":
         from nnunetv2.paths import nnUNet_raw
 
-        from nnunet_distilldsm.synthetic import write_dataset
+        from benchmarks.synthetic import write_dataset
         variant_id, variant_name, _ = VARIANTS[a.variant]
         dataset = str(variant_id)
         if nnUNet_raw and not os.path.isdir(os.path.join(nnUNet_raw, f"Dataset{variant_id:03d}_{variant_name}")):
@@ -613,14 +613,14 @@ def main(argv=None):
     elif dataset == "real-scans":
         from nnunetv2.paths import nnUNet_raw
 
-        from nnunet_distilldsm.real_scans import DATASET_NAME, build_brain_dataset
+        from benchmarks.real_scans import DATASET_NAME, build_brain_dataset
         dataset = "902"
         if nnUNet_raw and not os.path.isdir(os.path.join(nnUNet_raw, f"Dataset902_{DATASET_NAME}")):
             build_brain_dataset(nnUNet_raw, 902)
     elif dataset == "hippocampus":
         from nnunetv2.paths import nnUNet_raw
 
-        from nnunet_distilldsm.benchmarks.hippocampus import DATASET_ID, write_hippocampus
+        from benchmarks.hippocampus import DATASET_ID, write_hippocampus
         dataset = str(DATASET_ID)
         if nnUNet_raw:
             write_hippocampus(nnUNet_raw, a.hippocampus_source)

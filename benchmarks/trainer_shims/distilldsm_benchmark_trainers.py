@@ -1,0 +1,9 @@
+"""Shim for nnU-Net's `nnUNet_extTrainer` lookup of the benchmark's trainers (see nnunet_distilldsm/trainer_shims).
+The benchmark is not installed: its repository goes on sys.path when the command's PYTHONPATH lacks it."""
+import os
+import sys
+
+_REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if _REPOSITORY not in sys.path:
+    sys.path.append(_REPOSITORY)
+from benchmarks.budget_trainers import *  # noqa: E402,F401,F403
