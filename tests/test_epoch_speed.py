@@ -20,7 +20,6 @@ def test_gpu_study_dry_run_on_the_cpu(tmp_path, monkeypatch):
                 "--n-train", "12", "--budget", "tiny", "--device", "cpu", "--json", str(out),
                 "--md", str(tmp_path / "epochs.md")])[32]
     assert list(res) == list(GPU_TRAINERS)  # in the study's order, whatever order they trained in
-    assert res["nnU-Net 2d"]["epoch_s_vs_2d"] == 1.0 and res["nnU-Net 3d_fullres"]["epoch_s_vs_3d_fullres"] == 1.0
     for label, v in res.items():
         assert len(v["all_epoch_s"]) == 2 and v["epoch_s"] == v["all_epoch_s"][-1] > 0  # tiny: 2 epochs
         assert abs(v["epoch_s_vs_2d"] - v["epoch_s"] / res["nnU-Net 2d"]["epoch_s"]) < 1e-12

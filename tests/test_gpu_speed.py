@@ -35,7 +35,8 @@ def test_the_distill_dsm_row_is_the_network_distilldsmtrainer_trains(tmp_path, m
 def test_cpu_smoke_run_reports_ratios_to_2d(tmp_path):
     res = measure("cpu", depth=2, batch=1, size=32, volume_depth=20, warmup=1, rounds=1, workdir=str(tmp_path))
     assert set(res) == {"2d", "Distill DSM", "per block", "Residual DSM", "3d_fullres"}
-    assert res["2d"]["time_vs_2d"] == 1.0
+    for v in res.values():  # every ratio is its own seconds per voxel over 2d's, measured in the same run
+        assert v["time_vs_2d"] == pytest.approx(v["s_per_voxel"] / res["2d"]["s_per_voxel"])
     assert res["Distill DSM"]["voxels"] == res["2d"]["voxels"] == 2 * 32 * 32
     assert res["Distill DSM"]["params"] > res["per block"]["params"] > res["2d"]["params"] == \
         res["Residual DSM"]["params"]
