@@ -10,7 +10,7 @@ equal-time fine-tune starts from. Every pair is a generated class named `<recipe
 Generated classes, not one budget mixin read from the environment: nnU-Net names a model's results folder after
 its trainer class, so a budget read from the environment would put runs of different budgets into one folder and
 `--c` would resume one budget's checkpoint under another; and the names the committed run files and model folders
-carry stay valid. nnU-Net finds these classes through `trainer_dir()` (nnunet_distilldsm.benchmarks), a second
+carry stay valid. nnU-Net finds these classes through `trainer_dir()` (benchmarks/__init__.py), a second
 folder that the benchmark, the demo and the tests add to nnUNet_extTrainer (nnunet_commands.nnunet_environment).
 
 The benchmark, `epoch-speed` and the demo set NNUNET_DISTILLDSM_FINAL_VALIDATION=0: they predict and score their
