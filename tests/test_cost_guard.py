@@ -3,7 +3,7 @@ side by side in one run (`python -m benchmarks network-speed`, docs/results.md).
 rounds is compared: other processes on the machine only ever add time.
 
 Time: alone on the project's 2-core machine, this fixture's measurement repeated 5 times
-(`python benchmarks/checks/guard_bounds.py --only cost`, 2026-12-06, commit b2cf738) gave fastest-round ratios of
+(`python -m benchmarks.checks.guard_bounds --only cost`, 2026-12-06, commit b2cf738) gave fastest-round ratios of
 1.343-1.408 (default), 1.141-1.159 (one module per block) and 1.009-1.025 (Residual DSM), as five earlier runs did
 (1.33-1.40, 1.12-1.18, 1.01-1.07; docs/results.md). The bounds sit about 0.2 above the highest (0.19, 0.19, 0.23)
 for a busy machine, so they catch a module that costs twice its arithmetic, not a few per cent. Memory is the

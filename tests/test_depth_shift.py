@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from dependence import slices_reached
+from benchmarks.dependence import slices_reached
 from nnunet_distilldsm.architectures.depth_shift import (
     DistillDSM,
     ResidualDSM,

@@ -130,7 +130,7 @@ def test_two_slab_depths_agree_and_cover_every_slice(trained, tmp_path):
         a, b = (sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(d, case))) for d in (out_dsm, out))
         assert a.shape == b.shape
         # slabs of 16 vs 8 slices on the test dataset: voxel agreement 0.9973-0.9998 (median 0.9981) over 5 fresh
-        # trainings x 3 cases (`python benchmarks/checks/guard_bounds.py --only depth`, 2026-12-06, b2cf738),
+        # trainings x 3 cases (`python -m benchmarks.checks.guard_bounds --only depth`, 2026-12-06, b2cf738),
         # 0.9926 the lowest of earlier runs: the bound leaves a disagreement of 1%, 1.35x the most seen (0.74%).
         # Per-class Dice between the two is no bound (0.894 in one run: a small class near a slab end)
         assert (a == b).mean() >= 0.99

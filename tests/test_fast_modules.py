@@ -1,26 +1,15 @@
 """The modules write each output once (depth_shift.py); they must compute what the pad + cat version computes
-(reference_depth_shift.py): outputs and gradients, alone and inside the slab network, at both placements."""
-import copy
-import functools
-
+(benchmarks/reference_depth_shift.py): outputs and gradients, alone and inside the slab network, at both placements."""
 import pytest
 import torch
 
-import reference_depth_shift as reference
+from benchmarks import reference_depth_shift as reference
+from benchmarks.reference_depth_shift import with_reference_modules
 from helpers import SMALL
 from nnunet_distilldsm.architectures import SlabUNet
-from nnunet_distilldsm.architectures.depth_shift import DepthShiftModule, DistillDSM, ResidualDSM
+from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM
 
 DEPTHS = (1, 2, 3, 8)
-
-
-def with_reference_modules(net: torch.nn.Module) -> torch.nn.Module:
-    """A copy of `net` whose modules run the reference arithmetic with the same parameters."""
-    net = copy.deepcopy(net)
-    for m in net.modules():
-        if isinstance(m, DepthShiftModule):
-            m.mix = functools.partial(reference.distill_mix if isinstance(m, DistillDSM) else reference.residual_mix, m)
-    return net
 
 
 @pytest.mark.parametrize("depth", DEPTHS)

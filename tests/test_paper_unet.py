@@ -2,8 +2,8 @@
 import pytest
 import torch
 
+from benchmarks.dependence import slices_reached
 from benchmarks.paper_unet import paper_parameter_table as paper_params
-from dependence import slices_reached
 from nnunet_distilldsm.architectures import PaperUNet
 
 

@@ -7,7 +7,7 @@ import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-from dependence import slices_reached
+from benchmarks.dependence import slices_reached
 from helpers import SMALL, load_plans
 from nnunet_distilldsm.architectures import SlabUNet
 from nnunet_distilldsm.architectures.depth_shift import DepthShiftModule

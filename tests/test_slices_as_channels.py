@@ -11,8 +11,8 @@ import SimpleITK as sitk
 import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
+from benchmarks.dependence import slices_reached
 from conftest import DS, predict, raw, results, run
-from dependence import slices_reached
 from helpers import without_final_validation
 from nnunet_distilldsm.architectures import SlabUNet
 from nnunet_distilldsm.trainers.slab_plans import SlabRecipe, make_slab_plans

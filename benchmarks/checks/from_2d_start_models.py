@@ -4,7 +4,7 @@ The benchmark does not evaluate a 2d start model whose "nnU-Net 2d" run file alr
 the model was retrained (a new machine: same seed, unseeded augmentation workers). This predicts and
 scores those models, so a fine-tune can be paired with the very model it started from:
 
-    nnUNet_raw=... nnUNet_preprocessed=... nnUNet_results=... python benchmarks/checks/from_2d_start_models.py \
+    nnUNet_raw=... nnUNet_preprocessed=... nnUNet_results=... python -m benchmarks.checks.from_2d_start_models \
         FINE_TUNE_MODEL_SLUG -f 0 1 2
 
 prints, per fold and pooled, the fine-tune's mean paired Dice difference to its start with the benchmark's

@@ -9,7 +9,7 @@
    at its planned slab depth and at twice it (plans.json's patch edited); prints each case's voxel agreement.
 
 Run alone on the machine, from the repository root:
-    python benchmarks/checks/guard_bounds.py [--repetitions 5] [--workdir /tmp/guard_bounds] [--only cost|depth]
+    python -m benchmarks.checks.guard_bounds [--repetitions 5] [--workdir /tmp/guard_bounds] [--only cost|depth]
 """
 import argparse
 import json

@@ -12,7 +12,7 @@ leave their training seconds out.
 
 start_contended (fine-tunes): whether the 2d model the fine-tune started from is such a training; a table's
 "with its start" seconds leave those runs out. Idempotent.
-Run from the repository root: python benchmarks/checks/mark_run_files.py
+Run from the repository root: python -m benchmarks.checks.mark_run_files
 """
 import glob
 import hashlib

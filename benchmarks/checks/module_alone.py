@@ -1,18 +1,15 @@
 """One module alone, forward + backward, fastest of 20: the one-write modules against the pad + cat reference
-(tests/reference_depth_shift.py), beside the C -> C conv of the layer the module follows and the module's own
+(benchmarks/reference_depth_shift.py), beside the C -> C conv of the layer the module follows and the module's own
 conv alone, on 8 slices.
 
-    python benchmarks/checks/module_alone.py
+    python -m benchmarks.checks.module_alone
 """
-import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests"))
-import reference_depth_shift as reference  # noqa: E402
-from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM  # noqa: E402
+from benchmarks import reference_depth_shift as reference
+from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM
 
 
 def fastest_ms(fn, n=20):

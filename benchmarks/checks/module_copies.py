@@ -1,22 +1,19 @@
 """Before and after of the modules' memory passes, side by side in one run: each network with the modules as
-they are (one write per output element) and with the reference arithmetic (pad + cat, tests/reference_depth_shift.py),
+they are (one write per output element) and with the reference arithmetic (pad + cat,
+benchmarks/reference_depth_shift.py),
 against nnU-Net 2d, on nnU-Net's planned 2d networks.
 
-    python benchmarks/checks/module_copies.py [--sizes 128 256] [--rounds 7] [--workdir DIR]
+    python -m benchmarks.checks.module_copies [--sizes 128 256] [--rounds 7] [--workdir DIR]
 """
 import argparse
-import os
-import sys
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests"))
-from test_fast_modules import with_reference_modules  # noqa: E402
-
-from benchmarks.network_speed import BASELINE, interleaved_seconds, summarize, table  # noqa: E402
-from benchmarks.planned import planned_plans, trainer_network  # noqa: E402
-from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock, ResidualDSMTrainer  # noqa: E402
+from benchmarks.network_speed import BASELINE, interleaved_seconds, summarize, table
+from benchmarks.planned import planned_plans, trainer_network
+from benchmarks.reference_depth_shift import with_reference_modules
+from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock, ResidualDSMTrainer
 
 
 def main():

@@ -1,7 +1,7 @@
 """Recompute against keep: each Distill DSM network with its module outputs recomputed in backward (as trained)
 and kept for backward, against nnU-Net 2d, side by side on nnU-Net's planned network for one slice size.
 
-    python benchmarks/checks/outputs_kept.py SIZE ROUNDS    (docs/results.md: 128 7)
+    python -m benchmarks.checks.outputs_kept SIZE ROUNDS [WORKDIR]    (docs/results.md: 128 7)
 """
 import sys
 
@@ -13,7 +13,7 @@ from benchmarks.planned import planned_plans, trainer_network
 from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock
 
 size, rounds = int(sys.argv[1]), int(sys.argv[2])
-plans = planned_plans(size, workdir="/tmp/pl")
+plans = planned_plans(size, workdir=sys.argv[3] if len(sys.argv) > 3 else None)  # None: a temporary folder
 torch.manual_seed(0)
 nets = {BASELINE: (trainer_network(nnUNetTrainer, plans, "2d"), False)}
 for label, t in (("default", DistillDSMTrainer), ("per block", DistillDSMTrainer_perBlock)):

@@ -2,8 +2,13 @@
 
 `depth_shift.py` computes the same outputs with one write per output element; tests compare the two.
 """
+import copy
+import functools
+
 import torch
 from torch.nn import functional as F
+
+from nnunet_distilldsm.architectures.depth_shift import DepthShiftModule, DistillDSM
 
 
 def shift_along_depth(x: torch.Tensor, depth: int, steps: int) -> torch.Tensor:
@@ -30,3 +35,12 @@ def residual_mix(module, x: torch.Tensor, depth: int) -> torch.Tensor:
     fwd, bwd, rest = x.split((n, n, module.channels - 2 * n), dim=1)
     shifted = torch.cat((shift_along_depth(fwd, depth, 1), shift_along_depth(bwd, depth, -1), rest), 1)
     return x + shifted
+
+
+def with_reference_modules(net: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `net` whose modules run the reference arithmetic with the same parameters."""
+    net = copy.deepcopy(net)
+    for m in net.modules():
+        if isinstance(m, DepthShiftModule):
+            m.mix = functools.partial(distill_mix if isinstance(m, DistillDSM) else residual_mix, m)
+    return net
