@@ -181,18 +181,33 @@ def dataset_folder(root: str, dataset: str) -> str:
 
 def benchmark_cases(raw: str, preprocessed: str, fold: int, ending: str):
     """[(case id, image files, label file)]: imagesTs with labelsTs if present, else fold's validation cases."""
-    from nnunetv2.utilities.utils import (
-        create_lists_from_splitted_dataset_folder,
-        get_identifiers_from_splitted_dataset_folder,
-    )
     if os.path.isdir(os.path.join(raw, "labelsTs")):
-        img, lab = "imagesTs", "labelsTs"
-        ids = sorted(get_identifiers_from_splitted_dataset_folder(os.path.join(raw, img), ending))
-    else:
-        img, lab = "imagesTr", "labelsTr"
-        ids = sorted(read_json(os.path.join(preprocessed, "splits_final.json"))[fold]["val"])
-    files = create_lists_from_splitted_dataset_folder(os.path.join(raw, img), ending, ids, num_processes=1)
-    return [(i, f, os.path.join(raw, lab, i + ending)) for i, f in zip(ids, files)]
+        return labelled_cases(os.path.join(raw, "imagesTs"), os.path.join(raw, "labelsTs"), ending)
+    ids = sorted(read_json(os.path.join(preprocessed, "splits_final.json"))[fold]["val"])
+    return case_files(os.path.join(raw, "imagesTr"), os.path.join(raw, "labelsTr"), ending, ids)
+
+
+def case_files(images: str, labels: str, ending: str, ids):
+    """[(case id, image files, label file)] of `ids`, by nnU-Net's naming rules (CASE_0000.nii.gz, ...)."""
+    from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
+    files = create_lists_from_splitted_dataset_folder(images, ending, ids, num_processes=1)
+    return [(i, f, os.path.join(labels, i + ending)) for i, f in zip(ids, files)]
+
+
+def labelled_cases(images: str, labels: str, ending: str):
+    """case_files of every case in `images`; a clear error when the folders do not pair up."""
+    from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
+    for folder in (images, labels):
+        if not os.path.isdir(folder):
+            raise SystemExit(f"benchmark: no folder {folder}: the images in nnU-Net's input layout "
+                             f"(CASE_0000{ending}, ...), the labels a file CASE{ending} for each case")
+    ids = sorted(get_identifiers_from_splitted_dataset_folder(images, ending))
+    unlabelled = [i for i in ids if not os.path.isfile(os.path.join(labels, i + ending))]
+    if not ids or unlabelled:
+        raise SystemExit(f"benchmark: {images} holds {len(ids)} case(s) named CASE_0000{ending}"
+                         + (f"; {len(unlabelled)} have no label CASE{ending} in {labels} (e.g. {unlabelled[0]})"
+                            if unlabelled else "") + ": give a label for every test case")
+    return case_files(images, labels, ending, ids)
 
 
 def load_predictor(kind: str, model_folder: str, fold: int, device: torch.device):

@@ -12,7 +12,7 @@ import os
 import time
 
 from benchmarks import report
-from benchmarks.benchmark import evaluate, say, trained_by, training_record
+from benchmarks.benchmark import evaluate, labelled_cases, say, trained_by, training_record
 from benchmarks.nnunet_commands import run_nnunet
 from benchmarks.run_store import (
     case_dice,
@@ -30,27 +30,6 @@ ENSEMBLE_FILE = "ensemble_seed{seed}.json"
 
 def test_profile(profile: str) -> str:
     return f"{profile}-test"
-
-
-def labelled_cases(images: str, labels: str, ending: str):
-    """[(case id, image files, label file)] of every labelled case in `images`, by nnU-Net's naming rules; a clear
-    error when the folders do not pair up."""
-    from nnunetv2.utilities.utils import (
-        create_lists_from_splitted_dataset_folder,
-        get_identifiers_from_splitted_dataset_folder,
-    )
-    for folder in (images, labels):
-        if not os.path.isdir(folder):
-            raise SystemExit(f"benchmark: no folder {folder}: --test-images takes nnU-Net's input layout "
-                             f"(CASE_0000{ending}, ...), --test-labels a label file CASE{ending} for each case")
-    ids = sorted(get_identifiers_from_splitted_dataset_folder(images, ending))
-    unlabelled = [i for i in ids if not os.path.isfile(os.path.join(labels, i + ending))]
-    if not ids or unlabelled:
-        raise SystemExit(f"benchmark: {images} holds {len(ids)} case(s) named CASE_0000{ending}"
-                         + (f"; {len(unlabelled)} have no label CASE{ending} in {labels} (e.g. {unlabelled[0]})"
-                            if unlabelled else "") + ": give a label for every test case")
-    files = create_lists_from_splitted_dataset_folder(images, ending, ids, num_processes=1)
-    return [(i, f, os.path.join(labels, i + ending)) for i, f in zip(ids, files)]
 
 
 def predict_command(study, model, folds, images: str, out: str):
