@@ -3,9 +3,9 @@
 nnU-Net's stock predictor tiles a slab model along depth like a 3-D model: overlapping
 slabs, Gaussian-blended, where slices near a slab's ends see zeros instead of their
 neighbours. The result then depends on the slab depth, and every slice is computed about
-twice. A slab network's output slice i depends on input slices i-reach..i+reach only, so
-`SlabUNet` can run a stack of any depth exactly in chunks with a halo of `reach` slices
-(bounded memory). This predictor hands it whole stacks.
+twice. A slab network's output slice i depends on input slices i-reach..i+reach only, so a
+stack of any depth runs exactly in chunks with a halo of `reach` slices (`in_chunks`, bounded
+memory). This predictor hands it whole stacks.
 
 What is nnU-Net's and what is ours:
 
@@ -22,7 +22,7 @@ What is nnU-Net's and what is ours:
   same error on inf logits, the same freeing of device memory on failure. nnU-Net's own
   cannot be reused: its Gaussian and weights have the slab's [D, H, W] shape.
 """
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
@@ -41,6 +41,21 @@ def slab_network(network: torch.nn.Module) -> SlabUNet:
                         f"ResidualDSMTrainer, ...); this model's network is {type(network).__name__}. Predict it "
                         f"with nnUNetv2_predict instead")
     return network
+
+
+def in_chunks(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int,
+              reach: int) -> torch.Tensor:
+    """predict(x) for a (B, C, D, H, W) stack, run on `chunk` output slices at a time, each with `reach` slices of
+    halo on both sides: exact when output slice i depends on input slices i-reach..i+reach only."""
+    depth = x.shape[2]
+    if depth <= chunk + 2 * reach:
+        return predict(x)
+    outs = []
+    for start in range(0, depth, chunk):
+        stop = min(start + chunk, depth)
+        lo, hi = max(0, start - reach), min(depth, stop + reach)
+        outs.append(predict(x[:, :, lo:hi])[:, :, start - lo:stop - lo])
+    return torch.cat(outs, dim=2)
 
 
 class WholeStackPredictor(nnUNetPredictor):
@@ -82,9 +97,9 @@ class WholeStackPredictor(nnUNetPredictor):
     @torch.inference_mode()
     def _internal_predict_sliding_window_return_logits(self, data: torch.Tensor, slicers,
                                                        do_on_device: bool = True) -> torch.Tensor:
-        network = slab_network(self.network)
+        reach = slab_network(self.network).reach
         depth, *tile = self.configuration_manager.patch_size
-        network.inference_chunk = self.chunk or depth * self.configuration_manager.batch_size
+        chunk = self.chunk or depth * self.configuration_manager.batch_size
         results_device = self.device if do_on_device else torch.device("cpu")
         logits = weights = prediction = gaussian = None
         try:
@@ -96,7 +111,9 @@ class WholeStackPredictor(nnUNetPredictor):
                                  device=results_device)
             weights = torch.zeros(data.shape[2:], dtype=torch.half, device=results_device)
             for sl in slicers:
-                prediction = self._internal_maybe_mirror_and_predict(data[sl][None].to(self.device))[0]
+                # mirroring flips H and W only (the slab trainers' axes), so it commutes with chunks along D
+                prediction = in_chunks(self._internal_maybe_mirror_and_predict, data[sl][None].to(self.device),
+                                       chunk, reach)[0]
                 prediction = prediction.to(results_device)
                 if self.use_gaussian:
                     prediction *= gaussian

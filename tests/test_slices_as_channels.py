@@ -16,6 +16,7 @@ from conftest import DS, predict, raw, results, run
 from helpers import without_final_validation
 from nnunet_distilldsm.architectures import SlabUNet
 from nnunet_distilldsm.trainers.slab_plans import SlabRecipe, make_slab_plans
+from nnunet_distilldsm.whole_stack_predictor import in_chunks
 
 SMALL = dict(n_stages=3, features_per_stage=[8, 16, 32], conv_op=torch.nn.Conv2d, kernel_sizes=[[1, 3, 3]] * 3,
              strides=[[1, 1, 1], [1, 2, 2], [1, 2, 2]], n_conv_per_stage=[2, 2, 2], n_conv_per_stage_decoder=[2, 2],
@@ -78,8 +79,7 @@ def test_chunked_inference_is_exact_with_a_halo_of_k():
     with torch.no_grad():
         whole = net(x)
         for chunk in (1, 4):
-            net.inference_chunk = chunk
-            torch.testing.assert_close(net(x), whole, rtol=1e-9, atol=1e-9)
+            torch.testing.assert_close(in_chunks(net, x, chunk, net.reach), whole, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("plans_name", ["nnUNetPlans", "nnUNetResEncUNetMPlans"])

@@ -6,7 +6,7 @@ network's own `arch_kwargs` plus `base_network_class_name`, `dsm`, `alpha`, `pla
 leading 1 ((1, s, s): depth is never pooled), which is what nnU-Net's deep-supervision scales need.
 """
 import pydoc
-from typing import List, Optional, Tuple, Union
+from typing import List, Tuple, Union
 
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
@@ -79,13 +79,10 @@ class SlabUNet(nn.Module):
     batch never see each other's slices. With dsm="none" this is nnU-Net's planned 2d network
     with a wider first conv (the slices-as-channels baseline).
 
-    In eval mode a stack deeper than `inference_chunk` slices is run in chunks of that many
-    output slices, each with `reach` extra slices on both sides. Output slice i depends on
-    input slices i-reach..i+reach only, so the result equals one pass over the whole stack
-    while memory stays that of a chunk.
+    Output slice i depends on input slices i-`reach`..i+`reach` only: whole-stack prediction runs a deep stack
+    exactly in chunks (whole_stack_predictor.in_chunks).
     """
 
-    inference_chunk: Optional[int] = None
     recompute_module_outputs: bool = True  # see recompute.py; compiled graphs plan their own memory
 
     def __init__(self, input_channels: int, num_classes: int,
@@ -143,9 +140,6 @@ class SlabUNet(nn.Module):
             raise ValueError("SlabUNet: the input holds NaN or inf values. The image being predicted (nnU-Net "
                              "prints 'Predicting CASE:' just before) has NaN or inf voxels. Replace them in the "
                              "image file (e.g. numpy.nan_to_num) and predict again")
-        chunk = self.inference_chunk
-        if not self.training and chunk and x.shape[2] > chunk + 2 * self.reach:
-            return self._forward_in_chunks(x, chunk)
         if self.recompute_module_outputs and torch.is_grad_enabled() and not torch.compiler.is_compiling():
             with recompute_outputs(self._depth_modules):
                 return self._forward_slab(x)
@@ -167,14 +161,6 @@ class SlabUNet(nn.Module):
         padded = F.pad(x, (0, 0, 0, 0, k, k))
         stacked = torch.stack([padded[:, :, o:o + depth] for o in range(2 * k + 1)], dim=2)
         return stacked.reshape(b, c * (2 * k + 1), depth, h, w)
-
-    def _forward_in_chunks(self, x: torch.Tensor, chunk: int) -> torch.Tensor:
-        depth, reach, outs = x.shape[2], self.reach, []
-        for start in range(0, depth, chunk):
-            stop = min(start + chunk, depth)
-            lo, hi = max(0, start - reach), min(depth, stop + reach)
-            outs.append(self._forward_slab(x[:, :, lo:hi])[:, :, start - lo:stop - lo])
-        return torch.cat(outs, dim=2)
 
     def _forward_slab(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         depth = x.shape[2]
