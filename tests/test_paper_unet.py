@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from benchmarks.dependence import slices_reached
+from benchmarks.paper_unet import PaperUNet
 from benchmarks.paper_unet import paper_parameter_table as paper_params
-from nnunet_distilldsm.architectures import PaperUNet
 
 
 @pytest.mark.parametrize("cin,cout,dsm,alpha,paper", [

@@ -5,7 +5,7 @@ view them as (B, D, C, H, W) to move features along D. Volumes never exchange an
 the shift is per volume and zero-filled at both ends of every stack (no wrap-around).
 
 The slab depth D is not in the tensor's shape: each module holds it in its `depth`
-attribute. The networks that fold depth into the batch (`SlabUNet`, `PaperUNet`) set it on
+attribute. The networks that fold depth into the batch (`SlabUNet`, the laboratory's `PaperUNet`) set it on
 their modules themselves at every forward pass, from the input's depth; `set_slab_depth`
 does the same for a network built by hand from the modules (as the tests do).
 
