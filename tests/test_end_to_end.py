@@ -88,15 +88,18 @@ def test_export_install_and_predict_from_the_installed_model(trained, tmp_path):
 
 
 def test_sigkill_mid_training_then_continue(planned, tmp_path):
+    """_calib (2 epochs of 25 iterations): its second epoch outlasts the kill's delay on a fast machine too
+    (_tiny's 4 iterations finished before the kill on CI)."""
     env, _ = planned
-    folder = os.path.join(results(env, "DistillDSMTrainer_tiny"), "fold_1")
-    cmd = [os.path.join(BIN, "nnUNetv2_train"), "901", "2d", "1", "-tr", "DistillDSMTrainer_tiny", "-device", "cpu"]
+    trainer = "DistillDSMTrainer_calib"
+    folder = os.path.join(results(env, trainer), "fold_1")
+    cmd = [os.path.join(BIN, "nnUNetv2_train"), "901", "2d", "1", "-tr", trainer, "-device", "cpu"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     latest = os.path.join(folder, "checkpoint_latest.pth")
     deadline = time.time() + 600
     while not os.path.exists(latest) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
-    time.sleep(0.5)  # let it write, and get into the next epoch
+    time.sleep(0.5)  # let it finish writing (nnU-Net writes the file in place), and get into the next epoch
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not os.path.exists(os.path.join(folder, "checkpoint_final.pth")), "finished before it could be killed"
@@ -104,10 +107,10 @@ def test_sigkill_mid_training_then_continue(planned, tmp_path):
     assert os.path.exists(os.path.join(folder, "checkpoint_final.pth"))
     import torch
     ckpt = torch.load(os.path.join(folder, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
-    assert ckpt["current_epoch"] == 2 and ckpt["trainer_name"] == "DistillDSMTrainer_tiny"
+    assert ckpt["current_epoch"] == 2 and ckpt["trainer_name"] == trainer
     out = str(tmp_path / "pred")
     run(["nnUNetv2_predict", "-i", raw(env, "imagesTs"), "-o", out, "-d", "901", "-c", "2d", "-tr",
-         "DistillDSMTrainer_tiny", "-f", "1", "-device", "cpu", "-npp", "1", "-nps", "1"], env)
+         trainer, "-f", "1", "-device", "cpu", "-npp", "1", "-nps", "1"], env)
     assert len([f for f in os.listdir(out) if f.endswith(".nii.gz")]) == 3
 
 
