@@ -1,6 +1,6 @@
-"""One module alone, forward + backward, fastest of 20: the one-write modules against the pad + cat reference
-(benchmarks/reference_depth_shift.py), beside the C -> C conv of the layer the module follows and the module's own
-conv alone, on 8 slices.
+"""One module alone, forward + backward, fastest of 20: the plugin's pad + cat modules against the one-write
+modules they replaced (benchmarks/one_write_depth_shift.py), beside the C -> C conv of the layer the module follows
+and the module's own conv alone, on 8 slices.
 
     python -m benchmarks.checks.module_alone
 """
@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from benchmarks import reference_depth_shift as reference
+from benchmarks import one_write_depth_shift as one_write
 from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM
 
 
@@ -39,9 +39,9 @@ for c, h in ((32, 128), (64, 64), (32, 256)):
     x = torch.randn(depth, c, h, h, requires_grad=True)
     g = torch.randn(depth, c, h, h)
     cells = [fastest_ms(forward_backward(lambda: conv(x), g)),
+             fastest_ms(forward_backward(lambda: one_write.distill_mix(m, x, depth), g)),
              fastest_ms(forward_backward(lambda: m.mix(x, depth), g)),
-             fastest_ms(forward_backward(lambda: reference.distill_mix(m, x, depth), g)),
              fastest_ms(forward_backward(lambda: m.distill(x[:, c // 2:]), g)),
-             fastest_ms(forward_backward(lambda: r.mix(x, depth), g)),
-             fastest_ms(forward_backward(lambda: reference.residual_mix(r, x, depth), g))]
+             fastest_ms(forward_backward(lambda: one_write.residual_mix(r, x, depth), g)),
+             fastest_ms(forward_backward(lambda: r.mix(x, depth), g))]
     print(f"| {c} x {h} x {h} | " + " | ".join(f"{v:.1f} ms" for v in cells) + " |")

@@ -16,6 +16,7 @@ from typing import Type
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def check_alpha(alpha: float, channels: int) -> int:
@@ -49,96 +50,17 @@ def check_shift_fraction(shift_fraction: float, channels: int) -> int:
     return n
 
 
-def copy_shifted(dst: torch.Tensor, src: torch.Tensor, depth: int, steps: int) -> None:
-    """dst[slice i] = src[slice i - steps] within each stack of `depth` slices, zeros where i - steps is outside.
+def shift(x: torch.Tensor, depth: int, steps: int) -> torch.Tensor:
+    """Move features `steps` slices along each stack of `depth` slices, zeros entering at the stack's end.
 
-    dst and src are (B*D, c, H, W), typically channel ranges of larger tensors: one strided copy, no
-    intermediate tensor. steps=+1 sends each slice's features to the next slice.
+    x is (B*D, c, H, W); steps=+1 sends slice i's features to slice i+1, steps=-1 to slice i-1. Each stack is
+    shifted alone: nothing crosses from one volume to the next.
     """
-    dst, src = dst.unflatten(0, (-1, depth)), src.unflatten(0, (-1, depth))
+    n, c, h, w = x.shape
+    v = x.view(n // depth, depth, c, h, w)
     k = min(abs(steps), depth)
-    if steps > 0:
-        dst[:, k:].copy_(src[:, :depth - k])
-        dst[:, :k].zero_()
-    else:
-        dst[:, :depth - k].copy_(src[:, k:])
-        dst[:, depth - k:].zero_()
-
-
-def add_shifted(dst: torch.Tensor, src: torch.Tensor, depth: int, steps: int) -> None:
-    """dst = src + src shifted by `steps` slices (zeros entering at the stack ends), as one pass."""
-    dst, src = dst.unflatten(0, (-1, depth)), src.unflatten(0, (-1, depth))
-    k = min(abs(steps), depth)
-    if steps > 0:
-        torch.add(src[:, k:], src[:, :depth - k], out=dst[:, k:])
-        dst[:, :k].copy_(src[:, :k])
-    else:
-        torch.add(src[:, :depth - k], src[:, k:], out=dst[:, :depth - k])
-        dst[:, depth - k:].copy_(src[:, depth - k:])
-
-
-class _DistillAssemble(torch.autograd.Function):
-    """[untouched | R | F shifted +1 | B shifted -1] written once into one new tensor.
-
-    The plain version (pad F and B, then cat) passes over the distilled channels twice and its
-    backward slices and pads again; here backward is the inverse shift, also written once.
-    """
-
-    @staticmethod
-    def forward(ctx, untouched: torch.Tensor, rfb: torch.Tensor, depth: int) -> torch.Tensor:
-        n, kept, h, w = untouched.shape
-        q = rfb.shape[1] // 4
-        out = untouched.new_empty((n, kept + 4 * q, h, w), dtype=torch.promote_types(untouched.dtype, rfb.dtype))
-        out[:, :kept].copy_(untouched)
-        out[:, kept:kept + 2 * q].copy_(rfb[:, :2 * q])
-        copy_shifted(out[:, kept + 2 * q:kept + 3 * q], rfb[:, 2 * q:3 * q], depth, 1)
-        copy_shifted(out[:, kept + 3 * q:], rfb[:, 3 * q:], depth, -1)
-        ctx.depth, ctx.kept, ctx.rfb_dtype = depth, kept, rfb.dtype
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        depth, kept = ctx.depth, ctx.kept
-        n, c, h, w = grad.shape
-        q = (c - kept) // 4
-        grad_rfb = grad.new_empty((n, 4 * q, h, w), dtype=ctx.rfb_dtype)
-        grad_rfb[:, :2 * q].copy_(grad[:, kept:kept + 2 * q])
-        copy_shifted(grad_rfb[:, 2 * q:3 * q], grad[:, kept + 2 * q:kept + 3 * q], depth, -1)
-        copy_shifted(grad_rfb[:, 3 * q:], grad[:, kept + 3 * q:], depth, 1)
-        return grad[:, :kept], grad_rfb, None
-
-
-class _ResidualShift(torch.autograd.Function):
-    """x + [first n channels shifted +1 | next n shifted -1 | the rest unshifted], written once.
-
-    Backward is the same sum with the shifts reversed (the map is linear), so nothing is saved.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, depth: int, n: int) -> torch.Tensor:
-        ctx.depth, ctx.n = depth, n
-        return _ResidualShift.apply_shifts(x, depth, n, 1)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _ResidualShift.apply_shifts(grad, ctx.depth, ctx.n, -1), None, None
-
-    @staticmethod
-    def apply_shifts(x: torch.Tensor, depth: int, n: int, direction: int) -> torch.Tensor:
-        if torch.compiler.is_compiling():  # out= into views does not trace; the compiler fuses this into one pass
-            v = x.unflatten(0, (-1, depth))
-            zero = torch.zeros_like(v[:, :1, :n])
-            fwd, bwd = v[:, :, :n], v[:, :, n:2 * n]
-            ahead, behind = (fwd, bwd) if direction > 0 else (bwd, fwd)
-            ahead = ahead + torch.cat((zero, ahead[:, :-1]), 1)
-            behind = behind + torch.cat((behind[:, 1:], zero), 1)
-            shifted = (ahead, behind) if direction > 0 else (behind, ahead)
-            return torch.cat((*shifted, v[:, :, 2 * n:] + v[:, :, 2 * n:]), 2).flatten(0, 1)
-        out = torch.empty_like(x, memory_format=torch.contiguous_format)
-        add_shifted(out[:, :n], x[:, :n], depth, direction)
-        add_shifted(out[:, n:2 * n], x[:, n:2 * n], depth, -direction)
-        torch.add(x[:, 2 * n:], x[:, 2 * n:], out=out[:, 2 * n:])
-        return out
+    v = F.pad(v[:, :depth - k], (0, 0, 0, 0, 0, 0, k, 0)) if steps > 0 else F.pad(v[:, k:], (0, 0, 0, 0, 0, 0, 0, k))
+    return v.reshape(n, c, h, w)
 
 
 class DepthShiftModule(nn.Module):
@@ -192,7 +114,8 @@ class DistillDSM(DepthShiftModule):
 
     def mix(self, x: torch.Tensor, depth: int) -> torch.Tensor:
         untouched, part = x.split((self.kept, self.distilled), dim=1)
-        return _DistillAssemble.apply(untouched, self.distill(part), depth)
+        r, f, b = self.distill(part).split((2 * self.quarter, self.quarter, self.quarter), dim=1)
+        return torch.cat((untouched, r, shift(f, depth, 1), shift(b, depth, -1)), dim=1)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, distilled={self.distilled}"
@@ -210,7 +133,9 @@ class ResidualDSM(DepthShiftModule):
         self.channels, self.n_shift = channels, check_shift_fraction(shift_fraction, channels)
 
     def mix(self, x: torch.Tensor, depth: int) -> torch.Tensor:
-        return _ResidualShift.apply(x, depth, self.n_shift)
+        n = self.n_shift
+        fwd, bwd, rest = x.split((n, n, self.channels - 2 * n), dim=1)
+        return x + torch.cat((shift(fwd, depth, 1), shift(bwd, depth, -1), rest), dim=1)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, shifted_each_way={self.n_shift}"

@@ -1,10 +1,11 @@
-"""The modules write each output once (depth_shift.py); they must compute what the pad + cat version computes
-(benchmarks/reference_depth_shift.py): outputs and gradients, alone and inside the slab network, at both placements."""
+"""The plugin's pad + cat modules (depth_shift.py) compute what the one-write modules they replaced computed
+(benchmarks/one_write_depth_shift.py): outputs and gradients, alone and inside the slab network, at both placements,
+so every accuracy table trained with either stays valid."""
 import pytest
 import torch
 
-from benchmarks import reference_depth_shift as reference
-from benchmarks.reference_depth_shift import with_reference_modules
+from benchmarks import one_write_depth_shift as reference
+from benchmarks.one_write_depth_shift import with_one_write_modules
 from helpers import SMALL
 from nnunet_distilldsm.architectures import SlabUNet
 from nnunet_distilldsm.architectures.depth_shift import DistillDSM, ResidualDSM
@@ -15,7 +16,7 @@ DEPTHS = (1, 2, 3, 8)
 @pytest.mark.parametrize("depth", DEPTHS)
 @pytest.mark.parametrize("make", [lambda: DistillDSM(16, 0.5), lambda: DistillDSM(32, 0.25), lambda: DistillDSM(8, 1.0),
                                   lambda: ResidualDSM(16, 1 / 8), lambda: ResidualDSM(16, 0.5)])
-def test_module_matches_the_reference_exactly(make, depth):
+def test_module_matches_the_one_write_module_exactly(make, depth):
     torch.manual_seed(0)
     m = make().double()
     x = torch.randn(3 * depth, m.channels, 5, 7, dtype=torch.double, requires_grad=True)
@@ -31,12 +32,12 @@ def test_module_matches_the_reference_exactly(make, depth):
 @pytest.mark.parametrize("depth", (1, 3, 8))
 @pytest.mark.parametrize("dsm,placement", [("distill", "conv"), ("distill", "block"), ("residual", "conv"),
                                            ("residual", "block")])
-def test_slab_network_matches_the_reference(dsm, placement, depth):
+def test_slab_network_matches_the_one_write_network(dsm, placement, depth):
     """Training mode, deep supervision, module outputs recomputed in backward, float32 as nnU-Net trains."""
     torch.manual_seed(0)
     net = SlabUNet(1, 3, dsm=dsm, placement=placement, deep_supervision=True, **SMALL)
     net.apply(net.initialize)
-    ref = with_reference_modules(net)
+    ref = with_one_write_modules(net)
     x = torch.randn(2, 1, depth, 32, 32)
     outs = []
     for model in (net, ref):
