@@ -3,9 +3,8 @@
 network_speed.py measures on CPU threads in float32; nnU-Net trains on a GPU under float16
 autocast (and, by default on CUDA, torch.compile), where the depth modules' small convs and
 copies, and what autograd keeps for backward, cost differently. This script times what nnU-Net's
-trainer does per iteration: zero_grad, forward and loss under autocast, scaled backward, unscale,
-gradient clipping at 12, SGD step (lr 1e-2, momentum 0.99, nesterov, weight decay 3e-5), with
-cudnn.benchmark on, as nnU-Net sets it.
+trainer does per iteration (train_step.TrainingStep: zero_grad, forward and loss under autocast, scaled
+backward, unscale, gradient clipping at 12, SGD step), with cudnn.benchmark on, as nnU-Net sets it.
 
 The networks are the ones the trainers train: nnU-Net's planner plans generated volumes of
 `--volume-depth` slices of `--size` x `--size` voxels at 1 mm (`planned.py`), and each network is
@@ -33,115 +32,18 @@ import json
 import math
 import platform
 import statistics
-import time
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from benchmarks.planned import planned_plans, trainer_network
+from benchmarks.train_step import TrainingStep
 from nnunet_distilldsm.architectures.slab_unet import SlabUNet
 from nnunet_distilldsm.trainers import DistillDSMTrainer, DistillDSMTrainer_perBlock, ResidualDSMTrainer
 
-MiB = 2 ** 20
 SLAB_TRAINERS = {"Distill DSM": DistillDSMTrainer, "per block": DistillDSMTrainer_perBlock,
                  "Residual DSM": ResidualDSMTrainer}
 NETWORKS = (*SLAB_TRAINERS, "3d_fullres")  # each measured against "2d"
-
-
-class Runner:
-    """One network with its input, optimizer and grad scaler, stepping as nnU-Net's trainer (train_step) does."""
-
-    def __init__(self, name, net, x, device, amp: bool, compile_mode):
-        self.name, self.net, self.x, self.device, self.amp = name, net.to(device), x.to(device), device, amp
-        self.dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-        self.opt = torch.optim.SGD(self.net.parameters(), 1e-2, weight_decay=3e-5, momentum=0.99, nesterov=True)
-        self.scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
-        self.fullgraph = compile_mode == "fullgraph"
-        self.model = torch.compile(self.net, fullgraph=self.fullgraph) if compile_mode else self.net
-        self.fullgraph_error, self.error = None, None
-        self.times, self.peaks, self.losses, self.norms, self.warmup = [], [], [], [], []
-
-    def step(self):
-        self.opt.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.amp):
-            loss = sum(o.float().mean() for o in self.model(self.x))
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.opt)
-            norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), 12)
-            self.scaler.step(self.opt)
-            self.scaler.update()
-        else:
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), 12)
-            self.opt.step()
-        return loss.detach(), norm.detach()
-
-    def timed_step(self):
-        """(seconds, MiB allocated at the step's peak over its start); gradients are freed after it, so every
-        network's step starts without them."""
-        cuda = self.device.type == "cuda"
-        if cuda:
-            torch.cuda.synchronize(self.device)
-            start = torch.cuda.memory_allocated(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        t = time.perf_counter()
-        loss, norm = self.step()
-        if cuda:
-            torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - t
-        peak = (torch.cuda.max_memory_allocated(self.device) - start) / MiB if cuda else float("nan")
-        self.opt.zero_grad(set_to_none=True)
-        self.losses.append(loss)
-        self.norms.append(norm)
-        return seconds, peak
-
-    def run(self, warm: bool):
-        """One warm-up or timed step; a failure is recorded and ends this network's run, not the others'."""
-        try:
-            try:
-                seconds, peak = self.timed_step()
-            except Exception as e:  # noqa: BLE001  (a graph break under fullgraph=True: report, compile as nnU-Net)
-                if not self.fullgraph or self.losses:  # only the first step compiles
-                    raise
-                self.fullgraph, self.fullgraph_error = False, f"{type(e).__name__}: {str(e).strip()[:600]}"
-                print(f"FAIL torch.compile(fullgraph=True) of {self.name}: {self.fullgraph_error}\n"
-                      f"     continuing with torch.compile(network) as nnU-Net does", flush=True)
-                self.model = torch.compile(self.net)
-                seconds, peak = self.timed_step()
-        except Exception as e:  # noqa: BLE001
-            self.error = f"{type(e).__name__}: {str(e).strip()[:600]}"
-            print(f"FAIL {self.name}: {self.error}\n     no more steps for it", flush=True)
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            return
-        if not self.losses[:-1]:  # the first step: with --compile, the compile time
-            print(f"{self.name}: first step {seconds:.2f} s", flush=True)
-        if warm:
-            self.warmup.append(seconds)
-        else:
-            self.times.append(seconds)
-            self.peaks.append(peak)
-
-    def static_mib(self) -> float:
-        """Weights, optimizer state and input: what the network holds between steps."""
-        tensors = list(self.net.parameters()) + [self.x] + [t for s in self.opt.state.values() for t in s.values()
-                                                           if torch.is_tensor(t)]
-        return sum(t.numel() * t.element_size() for t in tensors) / MiB
-
-    def problems(self):
-        """What says the training did not work: an error, non-finite losses, weights or last gradients."""
-        if self.error:
-            return [self.error]
-        out = []
-        losses, norms = torch.stack(self.losses).float(), torch.stack(self.norms).float()
-        if not torch.isfinite(losses).all():
-            out.append(f"non-finite loss in {int((~torch.isfinite(losses)).sum())} of {len(losses)} steps")
-        if (~torch.isfinite(norms)).float().mean() > 0.5:  # GradScaler skips an overflowing step and lowers its scale
-            out.append(f"non-finite gradients in {int((~torch.isfinite(norms)).sum())} of {len(norms)} steps")
-        if not all(torch.isfinite(p).all() for p in self.net.parameters()):
-            out.append("non-finite weights after the steps")
-        return out
 
 
 def quartiles(values):
@@ -173,7 +75,7 @@ def measure(device="cuda", depth=12, batch=2, size=256, volume_depth=128, warmup
     runners = {}
     for name, (_, x) in specs.items():
         mode = ("fullgraph" if isinstance(nets[name], SlabUNet) else "default") if compile else None
-        runners[name] = Runner(name, nets[name], x, device, amp, mode)
+        runners[name] = TrainingStep(name, nets[name], x, device, amp, mode)
     for r in range(warmup + rounds):
         for runner in runners.values():
             if not runner.error:

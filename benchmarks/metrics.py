@@ -58,9 +58,14 @@ def hd95(pred: np.ndarray, ref: np.ndarray, label: int, spacing: Sequence[float]
                                             spacing=[float(s) for s in spacing])[0, 0])
 
 
-def flops_per_voxel(network: torch.nn.Module, input_shape: Sequence[int]) -> float:
-    """Forward FLOPs of one patch (torch's FlopCounterMode: convs and matmuls) per input voxel."""
-    network.eval()
+def forward_flops(network: torch.nn.Module, x: torch.Tensor) -> int:
+    """Forward FLOPs of `network` on `x` (torch's FlopCounterMode: convs and matmuls), in its current mode."""
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        network(torch.zeros(*input_shape))
-    return counter.get_total_flops() / math.prod(input_shape[2:])
+        network(x)
+    return counter.get_total_flops()
+
+
+def flops_per_voxel(network: torch.nn.Module, input_shape: Sequence[int]) -> float:
+    """Forward FLOPs of one patch in inference (eval mode) per input voxel."""
+    network.eval()
+    return forward_flops(network, torch.zeros(*input_shape)) / math.prod(input_shape[2:])

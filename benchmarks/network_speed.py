@@ -3,7 +3,8 @@
 Each network is built the way its trainer builds it (`build_network_architecture` on the plans
 the trainer trains with) from the 2d plans nnU-Net's planner writes for slices of each size
 (`planned.py`). All see the same slab of D slices (nnU-Net 2d sees its slices as a batch), round
-by round in one process with the same threads. Per network: forward+backward seconds and their
+by round in one process with the same threads. Per network: seconds of a training step as nnU-Net
+takes it (forward, backward, gradient clipping, SGD: train_step.TrainingStep, float32) and their
 ratio to nnU-Net 2d's, of the fastest rounds (and of the medians); the forward FLOP ratio
 (`torch.utils.flop_counter`), the floor the time ratio can approach; and the memory a forward
 pass leaves held for backward, and its ratio.
@@ -14,15 +15,14 @@ import argparse
 import gc
 import json
 import statistics
-import time
 from typing import Dict, Optional, Sequence
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.metrics import forward_flops
 from benchmarks.planned import planned_plans, trainer_network
-from benchmarks.train_step import allocated_mb
+from benchmarks.train_step import TrainingStep, allocated_mb
 from nnunet_distilldsm.trainers import (
     DistillDSMTrainer,
     DistillDSMTrainer_perBlock,
@@ -45,15 +45,6 @@ def network_input(x: torch.Tensor, slab: bool) -> torch.Tensor:
     return x if slab else x.transpose(1, 2).reshape(-1, *x.shape[1:2], *x.shape[3:])
 
 
-def step_seconds(net, x, slab: bool) -> float:
-    """One forward+backward pass (deep supervision on, as in training)."""
-    inp = network_input(x, slab)
-    t = time.perf_counter()
-    out = net(inp)
-    sum(o.float().mean() for o in out).backward()
-    return time.perf_counter() - t
-
-
 def held_mb(net, x, slab: bool) -> float:
     """MB allocated by a forward pass and still held when it returns: what autograd keeps for backward."""
     inp = network_input(x, slab)
@@ -65,21 +56,14 @@ def held_mb(net, x, slab: bool) -> float:
     return held
 
 
-def forward_flops(net, x, slab: bool) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(network_input(x, slab))
-    return counter.get_total_flops()
-
-
 def interleaved_seconds(nets: Dict[str, tuple], x: torch.Tensor, rounds: int) -> Dict[str, list]:
-    """Forward+backward seconds of each (network, is_slab) over `rounds`, after one warm-up round. Each round
+    """Training-step seconds of each (network, is_slab) over `rounds`, after one warm-up round. Each round
     starts one network later, so no network always runs first (after the others' memory has been freed)."""
+    steps = {name: TrainingStep(name, net, network_input(x, slab)) for name, (net, slab) in nets.items()}
     names, times = list(nets), {k: [] for k in nets}
     for r in range(rounds + 1):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            net, slab = nets[name]
-            net.zero_grad(set_to_none=True)
-            s = step_seconds(net, x, slab)
+            s = steps[name].timed_step()[0]
             if r:
                 times[name].append(s)
     return times
@@ -90,7 +74,7 @@ def summarize(nets: Dict[str, tuple], x: torch.Tensor, times: Dict[str, list], b
     FLOPs and parameters, each with its ratio. The fastest round is the cost figure: on a shared machine other
     processes only ever add time."""
     held = {name: held_mb(net, x, slab) for name, (net, slab) in nets.items()}
-    flops = {name: forward_flops(net, x, slab) for name, (net, slab) in nets.items()}
+    flops = {name: forward_flops(net, network_input(x, slab)) for name, (net, slab) in nets.items()}
     voxels, fastest, median = x[:, 0].numel(), min(times[baseline]), statistics.median(times[baseline])
     return {k: {"s_per_voxel": min(v) / voxels, "ratio_to_2d": min(v) / fastest,
                 "median_ratio_to_2d": statistics.median(v) / median, "seconds": v,
@@ -127,13 +111,13 @@ def main(argv: Optional[Sequence[str]] = None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="slice sizes to plan (default 128 256)")
     p.add_argument("--depth", type=int, default=8, help="slices per slab (default 8)")
-    p.add_argument("--rounds", type=int, default=7, help="timed forward+backward passes per network (default 7)")
+    p.add_argument("--rounds", type=int, default=7, help="timed training steps per network (default 7)")
     p.add_argument("--workdir", help="keep the generated data and nnU-Net's plans here for the next run")
     p.add_argument("--json", help="write the results to this file")
     a = p.parse_args(argv)
     results = {size: measure(planned_plans(size, workdir=a.workdir), a.depth, rounds=a.rounds) for size in a.sizes}
     print(f"one slab of {a.depth} slices per network, nnU-Net's planned 2d networks, {torch.get_num_threads()} "
-          f"threads, fastest and median of {a.rounds} forward+backward passes, interleaved\n{table(results)}")
+          f"threads, fastest and median of {a.rounds} training steps, interleaved\n{table(results)}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"depth": a.depth, "rounds": a.rounds, "threads": torch.get_num_threads(),
