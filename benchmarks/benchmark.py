@@ -17,34 +17,30 @@ Costs (parameters, FLOPs, inference seconds per voxel with the models taking tur
 run's models, and kept beside the runs.
 """
 import argparse
-import json
-import math
 import os
-import statistics
-import subprocess
-import sys
 import time
 from typing import Dict, List, Optional
 
-import numpy as np
-import SimpleITK as sitk
 import torch
 
-from benchmarks import contention, report
-from benchmarks.budget_trainers import Model, find_trainer, trainer_name
+from benchmarks import contention, say
+from benchmarks.budget_trainers import Model, trainer_name
+from benchmarks.cases import benchmark_cases, evaluate, load_predictor, predict_timed
+from benchmarks.costs import measure_costs_if_missing
 from benchmarks.cpu_planner import CPU_PLANS, plan_and_preprocess_cpu
-from benchmarks.metrics import (
-    MissingBenchmarkDependency,
-    dice,
-    flops_per_voxel,
-    hd95,
-    require_benchmark_dependencies,
-)
-from benchmarks.model_folder import network_from_model_folder
+from benchmarks.metrics import MissingBenchmarkDependency, require_benchmark_dependencies
 from benchmarks.nnunet_commands import is_preprocessed, nnunet_environment, run_nnunet
+from benchmarks.profiles import (
+    BUDGET_SHARE,
+    DEFAULT_TRAIN_MINUTES,
+    KEEPS_SEG_LAYERS,
+    PROFILE_PLANS,
+    PROFILES,
+    STARTS_FROM,
+)
+from benchmarks.report import report_study
 from benchmarks.run_store import (
     check_budget,
-    cost_file,
     profile_folder,
     read_json,
     run_file,
@@ -53,115 +49,7 @@ from benchmarks.run_store import (
     source_commit,
     write_json,
 )
-
-STANDARD = [Model("nnU-Net 2d", "nnUNetTrainer", None), Model("nnU-Net 3d_fullres", "nnUNetTrainer", None,
-                                                              "3d_fullres"),
-            Model("Residual DSM", "ResidualDSMTrainer", None),
-            Model("nnU-Net 2d, slices as channels +-2", "SlicesAsChannelsTrainer", None),
-            Model("Distill DSM", "DistillDSMTrainer", None),
-            Model("Distill DSM, whole stack", "DistillDSMTrainer", None, predictor="whole-stack")]
-# one module per block (the authors' code): the "Distill DSM per block" rows of the studies
-PER_BLOCK = [Model("Distill DSM per block", "DistillDSMTrainer_perBlock", None),
-             Model("Distill DSM per block, whole stack", "DistillDSMTrainer_perBlock", None, predictor="whole-stack")]
-TWO_D, THREE_D = STANDARD[:2]
-
-
-def budgeted(models, budget: str):
-    return [m.with_budget(budget) for m in models]
-
-
-FROM_2D = Model("Distill DSM from 2d", "DistillDSMTrainer", None)  # with a from2d_* budget
-FROM_2D_PER_BLOCK = Model("Distill DSM per block from 2d", "DistillDSMTrainer_perBlock", None)
-# a fine-tune's budget -> the budget of the nnU-Net 2d model (same fold and seed) it starts from via `from-2d`
-STARTS_FROM = {"from2d_bench": "bench", "from2d_tiny": "tiny", "from2d_timed": "timedStart"}
-# fine-tunes started by `from-2d --keep-seg-layers` (the 2d segmentation layers kept; nnUNetv2_train --c)
-KEEPS_SEG_LAYERS = {"DistillDSMTrainer_identityStartSeg"}
-# equal-time: a from-2d run's 2d training counts towards its budget; the fine-tune gets this share of it
-# (as its iterations are 20% of the 2d model's in cpu-small), the 2d model it starts from the rest
-FROM_2D_SHARE = 0.2
-BUDGET_SHARE = {"from2d_timed": FROM_2D_SHARE, "timedStart": 1 - FROM_2D_SHARE}
-TIMED_BUDGETS = ("timed", "from2d_timed", "timedStart")  # epochs from the recipe's `calib` training
-
-
-def with_from_2d(models, budget: str):
-    """`models` at `budget`, the from-2d fine-tunes at its from-2d budget."""
-    return [m.with_budget(f"from2d_{budget}" if m in (FROM_2D, FROM_2D_PER_BLOCK) else budget) for m in models]
-
-
-# the modules: share of channels distilled (alpha 1/4, 1/2, 1 = the authors' code) and placement (one per block;
-# one after every conv = the paper's text, over twice the reach), and the modules on top of slices as channels
-MODULE_RECIPE = [TWO_D, THREE_D, PER_BLOCK[0],
-                 Model("Distill DSM per block, alpha 1/4", "DistillDSMTrainer_alpha025", None),
-                 Model("Distill DSM per block, alpha 1", "DistillDSMTrainer_alpha1", None),
-                 Model("Distill DSM, a module after every conv", "DistillDSMTrainer_perConv", None),
-                 Model("Distill DSM per block, slices as channels +-2", "DistillDSMTrainer_slicesAsChannels", None),
-                 Model("Distill DSM, a module after every conv, alpha 1", "DistillDSMTrainer_perConvAlpha1", None)]
-PER_CONV = "Distill DSM, a module after every conv"
-
-PROFILES = {  # name -> [Model]
-    "cpu-small": with_from_2d(STANDARD + [FROM_2D] + PER_BLOCK + [FROM_2D_PER_BLOCK], "bench"),
-    "equal-time": with_from_2d(STANDARD + [FROM_2D] + PER_BLOCK + [FROM_2D_PER_BLOCK], "timed"),
-    # equal time by each trainer's own clock (wall_clock.py), not by a calibrated number of epochs
-    "equal-wallclock": budgeted(STANDARD + PER_BLOCK, "wallclock"),
-    "full": STANDARD,
-    # neighbouring slices as input channels (2.5D): +-1 and +-2 against 2d and Distill DSM
-    "channels-ablation": budgeted([TWO_D, Model("nnU-Net 2d, slices as channels +-1", "SlicesAsChannelsTrainer_k1",
-                                                None),
-                                   STANDARD[3], PER_BLOCK[0]], "bench"),
-    # the slab recipe: foreground oversampling at one slab per batch, and slabs per batch at the 2d batch's
-    # voxels; all predicted as users predict (stock nnUNetv2_predict)
-    "slab-recipe": budgeted([TWO_D, THREE_D,
-                             Model("Distill DSM per block, stock oversampling", "DistillDSMTrainer_stockOversampling",
-                                   None),
-                             PER_BLOCK[0],
-                             Model("Distill DSM per block, 2 slabs per batch", "DistillDSMTrainer_2slabs", None),
-                             Model("Distill DSM per block, 3 slabs per batch", "DistillDSMTrainer_3slabs", None)],
-                            "bench"),
-    # the same on the default's network, a module after every conv (its planned row is module-recipe's model)
-    "slab-recipe-per-conv": budgeted([TWO_D, THREE_D,
-                                      Model(f"{PER_CONV}, stock oversampling",
-                                            "DistillDSMTrainer_perConvStockOversampling", None),
-                                      Model(PER_CONV, "DistillDSMTrainer_perConv", None),
-                                      Model(f"{PER_CONV}, 2 slabs per batch", "DistillDSMTrainer_perConv2slabs", None),
-                                      Model(f"{PER_CONV}, 3 slabs per batch", "DistillDSMTrainer_perConv3slabs", None)],
-                                     "bench"),
-    # the modules, at equal iterations and at equal wall clock
-    "module-recipe": budgeted(MODULE_RECIPE, "bench"),
-    "equal-wallclock-module-recipe": budgeted(MODULE_RECIPE, "wallclock"),
-    # how a fine-tune from the 2d model starts its modules: as initialised, or as identity convs
-    "from-2d-start": budgeted([TWO_D, THREE_D, PER_BLOCK[0]], "bench") + budgeted([
-        FROM_2D_PER_BLOCK,
-        Model("Distill DSM per block from 2d, identity modules", "DistillDSMTrainer_identityStart", None),
-        Model("Distill DSM per block from 2d, identity modules, 2d seg layers kept",
-              "DistillDSMTrainer_identityStartSeg",
-              None)], "from2d_bench"),
-    # which slab depth buys the most accuracy per second of training; all predicted whole-stack
-    "slab-sweep": budgeted([TWO_D] + [Model(f"Distill DSM per block, slab {d}", r, None,
-                                            predictor="whole-stack") for d, r in
-                                      (("4", "DistillDSMTrainer_slab4"), ("8", "DistillDSMTrainer_slab8"),
-                                       ("planned", "DistillDSMTrainer_perBlock"), ("16", "DistillDSMTrainer_slab16"))],
-                           "bench"),
-    # real anatomy (Task04 Hippocampus) on nnU-Net's planner with CPU-sized batches (cpu_planner.py): the six models
-    # at equal iterations, the default also predicted whole-stack; four of them at equal wall clock
-    "cpu-real": budgeted(STANDARD[:4] + [STANDARD[4], PER_BLOCK[0], STANDARD[5]], "bench"),
-    "equal-wallclock-cpu-real": budgeted(STANDARD[:2] + [STANDARD[3], STANDARD[4]], "wallclock"),
-    "equal-time-tiny": with_from_2d([TWO_D, STANDARD[4], FROM_2D], "timed"),
-    "equal-wallclock-tiny": budgeted([TWO_D, STANDARD[4]], "wallclock"),
-    "tiny": with_from_2d([TWO_D, STANDARD[4], STANDARD[5], FROM_2D], "tiny"),
-}
-# profiles trained on other plans than nnU-Net's default (nnUNetPlans)
-PROFILE_PLANS = {"cpu-real": CPU_PLANS, "equal-wallclock-cpu-real": CPU_PLANS}
-# profiles whose table also gives per-class Dice as the paper reports it (mean +- sd over folds)
-PER_CLASS_PROFILES = {"cpu-real", "equal-wallclock-cpu-real"}
-PREDICTORS = {"stock": "nnunetv2.inference.predict_from_raw_data.nnUNetPredictor",
-              "whole-stack": "nnunet_distilldsm.whole_stack_predictor.WholeStackPredictor"}
-# a run of equal-time is 9 budgets (7 models and the two from-2d trainings) plus predictions (docs/benchmark.md)
-DEFAULT_TRAIN_MINUTES = 6.0
-# equal iterations and equal time, in one accuracy-against-training-time plot
-TRADEOFF = {**{p: ("cpu-small", "equal-time", "equal-wallclock") for p in ("cpu-small", "equal-time",
-                                                                           "equal-wallclock")},
-            **{p: ("tiny", "equal-time-tiny", "equal-wallclock-tiny")
-               for p in ("tiny", "equal-time-tiny", "equal-wallclock-tiny")}}
+from benchmarks.training_records import TRAINED_BY, changed_architecture, trained_by, training_record
 
 
 def model_identifier(trainer: str, config: str, plans: str = "nnUNetPlans") -> str:
@@ -170,123 +58,11 @@ def model_identifier(trainer: str, config: str, plans: str = "nnUNetPlans") -> s
     return convert_trainer_plans_config_to_identifier(trainer, plans, config)
 
 
-def say(msg: str):
-    print(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
 
 def dataset_folder(root: str, dataset: str) -> str:
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
     return os.path.join(root, maybe_convert_to_dataset_name(dataset))
 
-
-def benchmark_cases(raw: str, preprocessed: str, fold: int, ending: str):
-    """[(case id, image files, label file)]: imagesTs with labelsTs if present, else fold's validation cases."""
-    if os.path.isdir(os.path.join(raw, "labelsTs")):
-        return labelled_cases(os.path.join(raw, "imagesTs"), os.path.join(raw, "labelsTs"), ending)
-    ids = sorted(read_json(os.path.join(preprocessed, "splits_final.json"))[fold]["val"])
-    return case_files(os.path.join(raw, "imagesTr"), os.path.join(raw, "labelsTr"), ending, ids)
-
-
-def case_files(images: str, labels: str, ending: str, ids):
-    """[(case id, image files, label file)] of `ids`, by nnU-Net's naming rules (CASE_0000.nii.gz, ...)."""
-    from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
-    files = create_lists_from_splitted_dataset_folder(images, ending, ids, num_processes=1)
-    return [(i, f, os.path.join(labels, i + ending)) for i, f in zip(ids, files)]
-
-
-def labelled_cases(images: str, labels: str, ending: str):
-    """case_files of every case in `images`; a clear error when the folders do not pair up."""
-    from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
-    for folder in (images, labels):
-        if not os.path.isdir(folder):
-            raise SystemExit(f"benchmark: no folder {folder}: the images in nnU-Net's input layout "
-                             f"(CASE_0000{ending}, ...), the labels a file CASE{ending} for each case")
-    ids = sorted(get_identifiers_from_splitted_dataset_folder(images, ending))
-    unlabelled = [i for i in ids if not os.path.isfile(os.path.join(labels, i + ending))]
-    if not ids or unlabelled:
-        raise SystemExit(f"benchmark: {images} holds {len(ids)} case(s) named CASE_0000{ending}"
-                         + (f"; {len(unlabelled)} have no label CASE{ending} in {labels} (e.g. {unlabelled[0]})"
-                            if unlabelled else "") + ": give a label for every test case")
-    return case_files(images, labels, ending, ids)
-
-
-def load_predictor(kind: str, model_folder: str, fold: int, device: torch.device):
-    import pydoc
-    predictor = pydoc.locate(PREDICTORS[kind])(device=device, verbose=False, verbose_preprocessing=False,
-                                               allow_tqdm=False)
-    predictor.initialize_from_trained_model_folder(model_folder, (fold,), "checkpoint_final.pth")
-    return predictor
-
-
-def predict_timed(predictor, cases, out_dir: str) -> float:
-    """Seconds per input voxel to predict `cases` (reading, preprocessing, network, export)."""
-    os.makedirs(out_dir, exist_ok=True)
-    voxels = sum(np.prod(sitk.ReadImage(c[1][0]).GetSize()) for c in cases)
-    t = time.perf_counter()
-    # nnU-Net's sequential prediction: no worker processes, whose start-up (seconds each call) would swamp the
-    # per-voxel figure of small cases and shrink every ratio towards 1
-    predictor.predict_from_files_sequential([c[1] for c in cases], [os.path.join(out_dir, c[0]) for c in cases],
-                                            save_probabilities=False, overwrite=True)
-    return (time.perf_counter() - t) / voxels
-
-
-def network_cost(model_folder: str, fold: int) -> Dict[str, float]:
-    net, cfg, n_in = network_from_model_folder(model_folder, fold, deep_supervision=False)
-    return {"params": sum(p.numel() for p in net.parameters()),
-            "flops_per_voxel": flops_per_voxel(net, (1, n_in, *cfg.patch_size))}
-
-
-def training_record(model_folder: str, fold: int) -> dict:
-    """Epochs, iterations and seconds in nnU-Net's training loop, from the final checkpoint's log: train_s
-    sums the epochs' own seconds; wall_s runs from the first epoch's start to the last one's end, with the
-    checkpoints and plots between epochs (and any interruption before a --c)."""
-    ckpt = torch.load(os.path.join(model_folder, f"fold_{fold}", "checkpoint_final.pth"), map_location="cpu",
-                      weights_only=False)
-    log = ckpt["logging"]
-    seconds = [e - s for s, e in zip(log["epoch_start_timestamps"], log["epoch_end_timestamps"])]
-    trainer = find_trainer(ckpt["trainer_name"])
-    per_epoch = getattr(trainer, "iterations_per_epoch", 250)  # nnUNetTrainer's default
-    return {"epochs": len(seconds), "iterations": len(seconds) * per_epoch, "train_s": float(sum(seconds)),
-            "wall_s": float(log["epoch_end_timestamps"][-1] - log["epoch_start_timestamps"][0]),
-            "epoch_s": [float(s) for s in seconds], "seeded": hasattr(trainer, "iterations_per_epoch")}
-
-
-TRAINED_BY = "distilldsm_trained_by.json"  # beside nnU-Net's checkpoints: the commit and contention of a training
-
-
-def trained_by(model_folder: str, fold: int) -> dict:
-    """What the benchmark recorded when it trained this fold: trained_commit, contention; unknown for models
-    trained before it recorded them."""
-    path = os.path.join(model_folder, f"fold_{fold}", TRAINED_BY)
-    return read_json(path) if os.path.isfile(path) else {"trained_commit": "unknown", "contention": None}
-
-
-def evaluate(cases, pred_dir: str, ending: str, labels: Dict[int, str]) -> dict:
-    """{case: {"dice": {class: v}, "hd95": {class: mm}}} with NaN written as null."""
-    out = {}
-    for case, _, label_file in cases:
-        ref_img = sitk.ReadImage(label_file)
-        ref = sitk.GetArrayFromImage(ref_img)
-        pred = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(pred_dir, case + ending)))
-        spacing = ref_img.GetSpacing()[::-1]
-        clean = lambda v: None if math.isnan(v) else v  # noqa: E731
-        out[case] = {"dice": {n: clean(dice(pred, ref, v)) for v, n in labels.items()},
-                     "hd95": {n: clean(hd95(pred, ref, v, spacing)) for v, n in labels.items()}}
-    return out
-
-
-def changed_architecture(model_folder: str, trainer: str, config: str, plans: dict) -> Dict[str, tuple]:
-    """{arch kwarg: (in the model folder's plans.json, as `trainer` plans it now)} for each that differs:
-    a trainer whose recipe changed (e.g. a new default placement) would otherwise reuse the old model."""
-    from nnunet_distilldsm.trainers.distill_dsm_trainer import SlabTrainer
-    cls = find_trainer(trainer)
-    if cls is None:  # not one of the benchmark's trainers: nnU-Net's plans, as planned
-        return {}
-    now = cls.slab_plans(plans, config) if issubclass(cls, SlabTrainer) else plans
-    # tuples as JSON has them
-    now = json.loads(json.dumps(now["configurations"][config]["architecture"]["arch_kwargs"]))
-    then = read_json(os.path.join(model_folder, "plans.json"))["configurations"][config]["architecture"]["arch_kwargs"]
-    return {k: (then.get(k), now.get(k)) for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)}
 
 
 class Study:
@@ -419,7 +195,7 @@ class Study:
                                       start_iterations=start["iterations"], start_contended=start["contended"])
                     write_json(run_file(self.out_root, self.name, self.profile, model, fold, seed), record)
                     say(f"{model}: {run_id(fold, seed)} recorded")
-                self.measure_costs_if_missing(fold, seed, timing_cases, rounds)
+                measure_costs_if_missing(self, fold, seed, timing_cases, rounds)
 
     def refuse_another_recipe(self, folder: str, trainer: str, config: str):
         """Stop before reusing a model folder (or calibration) trained with another network than `trainer`
@@ -485,69 +261,6 @@ class Study:
                 "iterations": base_record["iterations"],
                 "contended": bool(trained_by(folder, fold).get("contended", False))}
 
-    def measure_costs_if_missing(self, fold: int, seed: int, timing_cases: int, rounds: int):
-        """Costs of every model, on this run's models; inference timed with the models taking turns."""
-        if all(os.path.isfile(cost_file(self.out_root, self.name, self.profile, m.label)) for m in self.models):
-            return
-        if not all(os.path.isfile(os.path.join(self.model_folder(m.trainer, m.configuration, seed), f"fold_{fold}",
-                                               "checkpoint_final.pth")) for m in self.models):
-            return
-        cases = benchmark_cases(self.raw, self.pre, fold, self.ending)[:timing_cases]
-        dev = torch.device(self.device)
-        predictors = {m.label: load_predictor(m.predictor, self.model_folder(m.trainer, m.configuration, seed), fold,
-                                              dev) for m in self.models}
-        infer = {m.label: [] for m in self.models}
-        work = os.path.join(self.out_root, "work", self.name, self.profile, "timing")
-        for r in range(rounds):
-            for model in infer:
-                say(f"{model}: time prediction, round {r + 1} of {rounds}")
-                infer[model].append(predict_timed(predictors[model], cases, os.path.join(work, slug(model))))
-        step_cost = {}
-        for model, trainer, config in ((m.label, m.trainer, m.configuration) for m in self.models):
-            folder = self.model_folder(trainer, config, seed)
-            if (trainer, config) not in step_cost:
-                say(f"{model}: training step cost")
-                step = json.loads(subprocess.run(
-                    [sys.executable, "-m", "benchmarks.train_step", folder, "--fold", str(fold)],
-                    check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-                step_cost[trainer, config] = {**network_cost(folder, fold), **step}
-            write_json(cost_file(self.out_root, self.name, self.profile, model),
-                       {**step_cost[trainer, config], "infer_s_per_voxel": statistics.median(infer[model]),
-                        "infer_rounds": infer[model], "timing_cases": len(cases), "measured_on": run_id(fold, seed),
-                        "commit": source_commit(), "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
-
-    def report(self) -> List[dict]:
-        rows = report.aggregate(self.out_root, self.name, self.profile, self.models)
-        if not rows:
-            say(f"no run files under {profile_folder(self.out_root, self.name, self.profile)} yet")
-            return rows
-        header = ""
-        if self.budget_s and self.wall_clock:
-            header = (f"Budget: {self.budget_s / 60:g} wall-clock minutes of training per model and run, counted by "
-                      f"each trainer from its first epoch's start, validation, checkpoints and plots included "
-                      f"(wall_s in the CSV).")
-        elif self.budget_s:
-            header = f"Budget: {self.budget_s / 60:g} training minutes per model and run."
-        pairs = report.between_models(self.out_root, self.name, self.profile, self.models)
-        stem = report.write_tables(rows, self.out_root, self.name, self.profile, header, pairs)
-        if self.profile in PER_CLASS_PROFILES:
-            with open(stem + ".md", "a") as f:
-                f.write("\nPer class, the paper's way (its Tables 2 and 3): Dice mean +- sd over runs (folds) of each "
-                        "run's mean over its cases:\n\n"
-                        + report.per_class_over_runs(self.out_root, self.name, self.profile, self.models) + "\n")
-        report.plot_profile(rows, stem + ".png", f"{self.name}, {self.profile}")
-        by_profile = {p: report.aggregate(self.out_root, self.name, p,
-                                          PROFILES[p]) for p in TRADEOFF.get(self.profile, ())}
-        by_profile = {p: r for p, r in by_profile.items() if r}
-        if by_profile:
-            report.plot_tradeoff(by_profile, os.path.join(self.out_root, "results", f"{self.name}_tradeoff.png"),
-                                 f"{self.name}: accuracy against training time")
-        for r in rows:
-            say(f"{r['model']}: {r['runs']} run(s), Dice {r['dice_mean']:.3f} "
-                f"{report.interval(r['dice_lo'], r['dice_hi'])}"
-                f", vs 2d {report.ci_text(r, '2d')}, vs 3d {report.ci_text(r, '3d')}")
-        say(f"wrote {stem}.md, .csv, .png")
-        return rows
 
 
 def run_benchmark(dataset: str, folds: List[int], profile: str, device: str = "cpu", out_root: str = "benchmarks",
@@ -558,7 +271,7 @@ def run_benchmark(dataset: str, folds: List[int], profile: str, device: str = "c
     if train:
         study.prepare()
     study.run_missing(folds, seeds or [0], train, timing_cases, rounds)
-    rows = study.report()
+    rows = report_study(study)
     if test_images:
         from benchmarks.test_set import report_test_set, score_test_set
         score_test_set(study, folds, seeds or [0], test_images, test_labels)

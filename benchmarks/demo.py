@@ -47,7 +47,7 @@ def train_predict_evaluate(env: dict, raw: str, workdir: str, trainer: str, devi
                 os.path.join(model, "dataset.json"), "-pfile", os.path.join(model, "plans.json")], env, echo=True)
     summary = json.load(open(os.path.join(pred, "summary.json")))
     names = {str(v): k for k, v in LABELS.items()}
-    from benchmarks.benchmark import training_record
+    from benchmarks.training_records import training_record
     record = training_record(model, 0)
     return {**{names[c]: m["Dice"] for c, m in summary["mean"].items()}, "mean": summary["foreground_mean"]["Dice"],
             "iterations": record["iterations"], "train_s": record["wall_s"]}

@@ -26,7 +26,6 @@ import os
 import statistics
 from typing import Dict, Optional, Sequence, Tuple
 
-from benchmarks.benchmark import training_record
 from benchmarks.budget_trainers import (
     EPOCHS_VARIABLE,
     FINAL_VALIDATION_VARIABLE,
@@ -35,6 +34,7 @@ from benchmarks.budget_trainers import (
 )
 from benchmarks.nnunet_commands import is_preprocessed, run_nnunet
 from benchmarks.synthetic import write_dataset
+from benchmarks.training_records import training_record
 
 DATASET_ID = 988  # any id: each size has an nnU-Net tree of its own
 # label: (trainer class without its budget suffix, configuration)

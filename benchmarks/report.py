@@ -11,9 +11,11 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from benchmarks import say
 from benchmarks.contention import contended
 from benchmarks.paired_stats import METHOD, paired_difference
-from benchmarks.run_store import case_dice, cost_file, load_runs, read_json
+from benchmarks.profiles import PER_CLASS_PROFILES, PROFILES, TRADEOFF
+from benchmarks.run_store import case_dice, cost_file, load_runs, profile_folder, read_json
 
 REFERENCES = {"2d": "nnU-Net 2d", "3d": "nnU-Net 3d_fullres"}
 # a fine-tune is plotted at its whole cost: its own training and that of the 2d model it started from
@@ -262,3 +264,38 @@ def plot_tradeoff(rows_by_profile: Dict[str, List[dict]], path: str, title: str)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def report_study(study) -> List[dict]:
+    """Write the tables and plots of `study` (benchmark.Study) from every run file present; return its rows."""
+    rows = aggregate(study.out_root, study.name, study.profile, study.models)
+    if not rows:
+        say(f"no run files under {profile_folder(study.out_root, study.name, study.profile)} yet")
+        return rows
+    header = ""
+    if study.budget_s and study.wall_clock:
+        header = (f"Budget: {study.budget_s / 60:g} wall-clock minutes of training per model and run, counted by "
+                  f"each trainer from its first epoch's start, validation, checkpoints and plots included "
+                  f"(wall_s in the CSV).")
+    elif study.budget_s:
+        header = f"Budget: {study.budget_s / 60:g} training minutes per model and run."
+    pairs = between_models(study.out_root, study.name, study.profile, study.models)
+    stem = write_tables(rows, study.out_root, study.name, study.profile, header, pairs)
+    if study.profile in PER_CLASS_PROFILES:
+        with open(stem + ".md", "a") as f:
+            f.write("\nPer class, the paper's way (its Tables 2 and 3): Dice mean +- sd over runs (folds) of each "
+                    "run's mean over its cases:\n\n"
+                    + per_class_over_runs(study.out_root, study.name, study.profile, study.models) + "\n")
+    plot_profile(rows, stem + ".png", f"{study.name}, {study.profile}")
+    by_profile = {p: aggregate(study.out_root, study.name, p,
+                                      PROFILES[p]) for p in TRADEOFF.get(study.profile, ())}
+    by_profile = {p: r for p, r in by_profile.items() if r}
+    if by_profile:
+        plot_tradeoff(by_profile, os.path.join(study.out_root, "results", f"{study.name}_tradeoff.png"),
+                             f"{study.name}: accuracy against training time")
+    for r in rows:
+        say(f"{r['model']}: {r['runs']} run(s), Dice {r['dice_mean']:.3f} "
+            f"{interval(r['dice_lo'], r['dice_hi'])}"
+            f", vs 2d {ci_text(r, '2d')}, vs 3d {ci_text(r, '3d')}")
+    say(f"wrote {stem}.md, .csv, .png")
+    return rows

@@ -11,8 +11,8 @@ import glob
 import os
 import time
 
-from benchmarks import report
-from benchmarks.benchmark import evaluate, labelled_cases, say, trained_by, training_record
+from benchmarks import report, say
+from benchmarks.cases import evaluate, labelled_cases
 from benchmarks.nnunet_commands import run_nnunet
 from benchmarks.run_store import (
     case_dice,
@@ -24,6 +24,7 @@ from benchmarks.run_store import (
     source_commit,
     write_json,
 )
+from benchmarks.training_records import trained_by, training_record
 
 ENSEMBLE_FILE = "ensemble_seed{seed}.json"
 

@@ -73,7 +73,7 @@ def test_slab_trainers_share_a_neutral_base():
 
 
 def test_every_benchmark_model_names_a_benchmark_trainer():
-    from benchmarks.benchmark import PROFILES
+    from benchmarks.profiles import PROFILES
     for models in PROFILES.values():
         for m in models:
             cls = budget_trainers.find_trainer(m.trainer)

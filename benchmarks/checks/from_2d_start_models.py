@@ -16,14 +16,8 @@ import os
 
 import torch
 
-from benchmarks.benchmark import (
-    benchmark_cases,
-    dataset_folder,
-    evaluate,
-    load_predictor,
-    model_identifier,
-    predict_timed,
-)
+from benchmarks.benchmark import dataset_folder, model_identifier
+from benchmarks.cases import benchmark_cases, evaluate, load_predictor, predict_timed
 from benchmarks.paired_stats import paired_difference
 from benchmarks.run_store import case_dice, load_runs
 
