@@ -58,11 +58,20 @@ def in_chunks(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     return torch.cat(outs, dim=2)
 
 
+def default_chunk(training_slices: int, reach: int) -> int:
+    """Output slices per network pass: a training batch's slices, or 8 x reach where that is more, so that the
+    halo (2 x reach slices computed again by the next pass) is at most a fifth of a pass. With a module after
+    every conv, reach is about the network's number of convs, which on large slices (many stages) can exceed a
+    slab: chunks of a training batch would then compute each slice several times. An inference pass keeps no
+    activations for backward, so a chunk a few times a training batch's slices fits where training fits."""
+    return max(training_slices, 8 * reach)
+
+
 class WholeStackPredictor(nnUNetPredictor):
     """nnUNetPredictor whose sliding window runs in-plane over whole stacks.
 
     chunk: output slices per network pass (each pass adds `reach` slices on both sides);
-    None: the slices of one training batch (slab depth x batch size of the plans).
+    None: `default_chunk`.
     """
 
     def __init__(self, *args, chunk: int = None, **kwargs):
@@ -99,7 +108,7 @@ class WholeStackPredictor(nnUNetPredictor):
                                                        do_on_device: bool = True) -> torch.Tensor:
         reach = slab_network(self.network).reach
         depth, *tile = self.configuration_manager.patch_size
-        chunk = self.chunk or depth * self.configuration_manager.batch_size
+        chunk = self.chunk or default_chunk(depth * self.configuration_manager.batch_size, reach)
         results_device = self.device if do_on_device else torch.device("cpu")
         logits = weights = prediction = gaussian = None
         try:
