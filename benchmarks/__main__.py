@@ -29,7 +29,9 @@ def main(argv=None) -> int:
                "epoch-speed": ("benchmarks.epoch_speed", "seconds per epoch through nnUNetv2_train of nnU-Net 2d and "
                                                           "Distill DSM, side by side"),
                "gpu-speed": ("benchmarks.gpu_speed", "training-step time and peak GPU memory of Distill DSM against "
-                                                      "nnU-Net 2d and 3d_fullres")}
+                                                      "nnU-Net 2d and 3d_fullres"),
+               "data-path": ("benchmarks.data_path", "seconds per batch of each trainer's own training data loader "
+                                                      "(augmentation included), no network")}
     for name, (_, text) in studies.items():
         sub.add_parser(name, help=text, add_help=False)
     args, rest = parser.parse_known_args(argv)
