@@ -5,7 +5,8 @@ user's trainers (nnunet_distilldsm.trainers) or an ablation below. A budget fixe
 `tiny` 2 x 4 (tests), `demo` 10 x 25, `bench` 25 x 25 (cpu-small), `calib` 2 x 25 (seconds per epoch),
 `timed` NNUNET_DISTILLDSM_EPOCHS x 25 (equal-time), `wallclock` epochs of 25 until NNUNET_DISTILLDSM_TRAIN_SECONDS
 of wall clock are spent (wall_clock.py), `from2d_*` fine-tunes from a 2d model, `timedStart` the 2d model an
-equal-time fine-tune starts from. Every pair is a generated class named `<recipe>_<budget>`.
+equal-time fine-tune starts from. Every pair is a generated class named `<recipe>_<budget>`, built the first time
+a study, a test or nnU-Net's lookup asks for it (`budgeted`).
 
 Generated classes, not one budget mixin read from the environment: nnU-Net names a model's results folder after
 its trainer class, so a budget read from the environment would put runs of different budgets into one folder and
@@ -24,9 +25,10 @@ augmentation workers seed themselves from the OS (nnU-Net passes no seeds), so o
 so `--c` resumes any interrupted run.
 """
 import dataclasses
+import functools
 import os
 import random
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -170,13 +172,35 @@ class Model(NamedTuple):
         return self._replace(budget=budget)
 
 
-BUDGETED = {trainer_name(r, b): (wall_clocked(cls) if b == "wallclock" else shortened(cls, b))
-            for r, cls in RECIPES.items() for b in BUDGETS}
-TRAINERS = {**ABLATIONS, **BUDGETED}  # what this module offers nnU-Net
-globals().update(TRAINERS)
-__all__ = sorted(TRAINERS)
+@functools.lru_cache(maxsize=None)
+def budgeted(recipe: str, budget: str) -> type:
+    """The class `<recipe>_<budget>`, built the first time it is asked for and the same object after: a study
+    builds the few pairs it trains, not every recipe at every budget."""
+    cls = RECIPES[recipe]
+    return wall_clocked(cls) if budget == "wallclock" else shortened(cls, budget)
+
+
+def split_trainer_name(name: str) -> Optional[Tuple[str, str]]:
+    """(recipe, budget) of a budgeted trainer's name, or None."""
+    for budget in sorted(BUDGETS, key=len, reverse=True):  # "from2d_tiny" before "tiny"
+        recipe = name[:-len(budget) - 1]
+        if name.endswith(f"_{budget}") and recipe in RECIPES:
+            return recipe, budget
+    return None
 
 
 def find_trainer(name: str) -> Optional[type]:
     """The class of a trainer name the benchmark uses (the user's, an ablation, a budgeted one); None for others."""
-    return {**RECIPES, **BUDGETED}.get(name)
+    if name in RECIPES:
+        return RECIPES[name]
+    pair = split_trainer_name(name)
+    return budgeted(*pair) if pair else None
+
+
+def __getattr__(name: str) -> type:
+    """`budget_trainers.<recipe>_<budget>`: how nnU-Net's lookup (hasattr on the shim module) and pickle reach a
+    budgeted class."""
+    pair = split_trainer_name(name)
+    if pair is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return budgeted(*pair)

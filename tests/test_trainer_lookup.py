@@ -53,12 +53,13 @@ def test_benchmark_trainers_are_found_only_through_the_benchmark_folder(monkeypa
     sample = {budget_trainers.trainer_name(r, "bench") for r in budget_trainers.RECIPES} | {
         budget_trainers.trainer_name("DistillDSMTrainer", b) for b in budget_trainers.BUDGETS}
     for name in sorted(sample | set(budget_trainers.ABLATIONS)):
-        assert recursive_find_trainer_class_by_name(name) is budget_trainers.TRAINERS[name], name
+        assert recursive_find_trainer_class_by_name(name) is budget_trainers.find_trainer(name), name
     assert recursive_find_trainer_class_by_name("DistillDSMTrainer") is trainers.DistillDSMTrainer
 
 
 def test_a_budgeted_trainer_is_its_recipe_with_a_budget():
-    tiny = budget_trainers.TRAINERS["DistillDSMTrainer_perBlock_tiny"]
+    tiny = budget_trainers.find_trainer("DistillDSMTrainer_perBlock_tiny")
+    assert tiny is budget_trainers.budgeted("DistillDSMTrainer_perBlock", "tiny")  # one class, built once
     assert issubclass(tiny,
                       trainers.DistillDSMTrainer_perBlock) and tiny.recipe == trainers.DistillDSMTrainer_perBlock.recipe
     assert tiny.iterations_per_epoch == budget_trainers.BUDGETS["tiny"][1]

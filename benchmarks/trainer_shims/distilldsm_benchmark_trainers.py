@@ -6,4 +6,12 @@ import sys
 _REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if _REPOSITORY not in sys.path:
     sys.path.append(_REPOSITORY)
-from benchmarks.budget_trainers import *  # noqa: E402,F401,F403
+from benchmarks.budget_trainers import find_trainer  # noqa: E402
+
+
+def __getattr__(name: str) -> type:
+    """An ablation or a budgeted trainer (`<recipe>_<budget>`, built when nnU-Net's lookup first asks for it)."""
+    cls = find_trainer(name)
+    if cls is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return cls
