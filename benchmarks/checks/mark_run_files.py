@@ -39,6 +39,12 @@ CONTENDED = {
     ("Dataset903_DepthEnds", "nnUNetTrainer_bench", "2d", "fold0_seed0", 241):
         ("module-recipe on ends, fold 0: 4 of its last 5 epochs took 21-39 s against a median 5.7 s, and per block's "
          "fold 0, trained next, began as slowly (a test run, marked; 241 s against 131 and 149 in folds 1-2)"),
+    ("Dataset004_Hippocampus", "nnUNetTrainer_bench", "2d", "fold2_seed0", 270):
+        ("hippocampus cpu-real fold 2 (2026-12-07 11:29-11:30): a 46-s test run shared the CPU; epochs 10-11 took 23 "
+         "and 31 s against about 9 s (270 s against 260 and 229 in folds 0-1)"),
+    ("Dataset004_Hippocampus", "ResidualDSMTrainer_bench", "2d", "fold2_seed0", 233):
+        ("hippocampus cpu-real fold 2 (2026-12-07 about 11:33): short checks (imports, a smoke step) shared the CPU; "
+         "epoch 2 took 15 s against about 9 s (233 s against 207 and 202 in folds 0-1)"),
     ("Dataset901_DepthContext", "DistillDSMTrainer_perBlock_from2d_bench", "2d", "fold1_seed0", 102): FROM_2D_FOLD1,
     ("Dataset901_DepthContext", "DistillDSMTrainer_identityStart_from2d_bench", "2d", "fold1_seed0", 77): FROM_2D_FOLD1,
 }
