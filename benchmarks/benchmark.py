@@ -11,7 +11,7 @@ model the same training seconds: its epochs follow from its own seconds per epoc
 a short calibration training in the same study), `equal-wallclock` (every model trains until its
 own clock has spent the same wall-clock seconds: wall_clock.py), `channels-ablation`, `slab-recipe` (and
 `slab-recipe-per-conv`), `module-recipe` (and `equal-wallclock-module-recipe`), `from-2d-start`, `slab-sweep`, `full`
-(nnU-Net's 1000 epochs), `tiny`, `equal-time-tiny` and `equal-wallclock-tiny` (tests).
+(nnU-Net's 1000 epochs), `tiny`, `equal-time-tiny`, `equal-wallclock-tiny` and `tiny-test-set` (tests).
 Costs (parameters, FLOPs, inference seconds per voxel with the models taking turns for
 --rounds rounds, training step time and memory) are measured once per profile, on the first
 run's models, and kept beside the runs.

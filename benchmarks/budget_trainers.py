@@ -145,6 +145,7 @@ ABLATIONS = {t.__name__: t for t in (
     ablation("DistillDSMTrainer_perConv2slabs", DistillDSMTrainer, "As _2slabs.", slabs_per_batch=2),
     ablation("DistillDSMTrainer_perConv3slabs", DistillDSMTrainer, "As _3slabs.", slabs_per_batch=3),
 )}
+globals().update(ABLATIONS)  # importable by name, as nnU-Net and pickle reach a class
 RECIPES: Dict[str, type] = {"nnUNetTrainer": nnUNetTrainer, **USER_TRAINERS, **ABLATIONS}
 
 

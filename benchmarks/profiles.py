@@ -99,6 +99,8 @@ PROFILES = {  # name -> [Model]
     "equal-time-tiny": with_from_2d([TWO_D, STANDARD[4], FROM_2D], "timed"),
     "equal-wallclock-tiny": budgeted([TWO_D, STANDARD[4]], "wallclock"),
     "tiny": with_from_2d([TWO_D, STANDARD[4], STANDARD[5], FROM_2D], "tiny"),
+    # the test set's test: both predictors of the default, no fine-tune (the test-set code treats no row apart)
+    "tiny-test-set": budgeted([TWO_D, STANDARD[4], STANDARD[5]], "tiny"),
 }
 # profiles trained on other plans than nnU-Net's default (nnUNetPlans)
 PROFILE_PLANS = {"cpu-real": CPU_PLANS, "equal-wallclock-cpu-real": CPU_PLANS}

@@ -295,11 +295,11 @@ def test_test_set_scored_by_every_fold_and_their_ensemble(planned, tmp_path):
         shutil.copy(os.path.join(raw, "imagesTs", f"{c}_0000.nii.gz"), images)
         shutil.copy(os.path.join(raw, "labelsTs", f"{c}.nii.gz"), labels)
     out = tmp_path / "bench"
-    cmd = ["benchmarks", "benchmark", "-d", "901", "--profile", "tiny", "-f", "0", "1", "--rounds", "1",
+    cmd = ["benchmarks", "benchmark", "-d", "901", "--profile", "tiny-test-set", "-f", "0", "1", "--rounds", "1",
            "-o", str(out), "--test-images", str(images), "--test-labels", str(labels)]
     proc = run(cmd, env)
-    test_runs = out / "results" / "runs" / "Dataset901_DepthContext" / "tiny-test"
-    models = ("nnU-Net_2d", "Distill_DSM", "Distill_DSM_whole_stack", "Distill_DSM_from_2d")
+    test_runs = out / "results" / "runs" / "Dataset901_DepthContext" / "tiny-test-set-test"
+    models = ("nnU-Net_2d", "Distill_DSM", "Distill_DSM_whole_stack")
     for model in models:
         for fold in (0, 1):
             record = json.loads((test_runs / model / f"fold{fold}_seed0.json").read_text())
@@ -308,18 +308,19 @@ def test_test_set_scored_by_every_fold_and_their_ensemble(planned, tmp_path):
         ensemble = json.loads((test_runs / model / "ensemble_seed0.json").read_text())
         assert ensemble["folds"] == [0, 1] and sorted(ensemble["cases"]) == cases
     # the Dice kept is nnUNetv2_evaluate_folder's, and it is the Dice of the files nnUNetv2_predict wrote
-    pred = out / "work" / "Dataset901_DepthContext" / "tiny-test" / "Distill_DSM" / "fold1_seed0" / f"{cases[0]}.nii.gz"
+    work = out / "work" / "Dataset901_DepthContext" / "tiny-test-set-test"
+    pred = work / "Distill_DSM" / "fold1_seed0" / f"{cases[0]}.nii.gz"
     record = json.loads((test_runs / "Distill_DSM" / "fold1_seed0.json").read_text())
     ref = sitk.GetArrayFromImage(sitk.ReadImage(str(labels / f"{cases[0]}.nii.gz")))
     ours = dice(sitk.GetArrayFromImage(sitk.ReadImage(str(pred))), ref, 1)
     assert record["cases"][cases[0]]["dice"]["ball"] == pytest.approx(ours, abs=1e-6, nan_ok=True)
     # every fold predicts the same cases: the table pairs models by run and case
-    rows = list(csv.DictReader(open(out / "results" / "Dataset901_DepthContext_tiny-test.csv")))
-    assert [r["model"] for r in rows] == ["nnU-Net 2d", "Distill DSM", "Distill DSM, whole stack",
-                                          "Distill DSM from 2d"]
+    rows = list(csv.DictReader(open(out / "results" / "Dataset901_DepthContext_tiny-test-set-test.csv")))
+    assert [r["model"] for r in rows] == ["nnU-Net 2d", "Distill DSM", "Distill DSM, whole stack"]
     assert all(r["runs"] == "2" for r in rows) and rows[1]["verdict_vs_2d"] in ("better", "worse",
                                                                                  "not distinguishable")
-    assert "Ensembles of the folds' models" in (out / "results" / "Dataset901_DepthContext_tiny-test.md").read_text()
+    table = (out / "results" / "Dataset901_DepthContext_tiny-test-set-test.md").read_text()
+    assert "Ensembles of the folds' models" in table
     # scored once: a second invocation predicts nothing
     proc = run([*cmd, "--no-train"], env)
     assert "predict the test set" not in proc.stdout
