@@ -49,11 +49,8 @@ def trainer_loaders(dataset: str, label: str, workers: int):
 
 
 def voxels(batch: dict) -> int:
-    shape = batch["data"].shape  # (B, C, [D,] H, W)
-    n = shape[0]
-    for s in shape[2:]:
-        n *= s
-    return n
+    """Voxels of a batch per channel: (B, C, [D,] H, W) -> B x [D x] H x W."""
+    return batch["data"][:, 0].numel()
 
 
 def timed_batches(loader, n: int) -> tuple:
