@@ -1,7 +1,8 @@
 """Score a labelled folder of extra cases, kept out of the folds, with every trained fold's model and their ensemble.
 
-Prediction and scoring are nnU-Net's own commands, as a user runs them: `nnUNetv2_predict` (`nnunet-distilldsm
-predict` for a whole-stack row) and `nnUNetv2_evaluate_folder`, whose per-case, per-class Dice the run files keep
+Prediction and scoring are nnU-Net's own, as a user runs them: `nnUNetv2_predict` (`nnunet-distilldsm predict`
+for a whole-stack row), without worker processes (-npp 0 -nps 0), and the per-case Dice of
+`nnUNetv2_evaluate_folder` (its `compute_metrics`, called in this process), which the run files keep
 (HD95 beside it, from metrics.py). Each fold's model gives one run file under the profile `<profile>-test`, so the
 tables pair models by run and by test case (every run predicts the same cases); the folds given with -f, when more
 than one is trained, also predict as one ensemble (nnU-Net averages their probabilities), recorded apart: an
@@ -36,21 +37,29 @@ def test_profile(profile: str) -> str:
 def predict_command(study, model, folds, images: str, out: str):
     tool = ["nnunet-distilldsm", "predict"] if model.predictor == "whole-stack" else ["nnUNetv2_predict"]
     return [*tool, "-i", images, "-o", out, "-d", study.dataset, "-p", study.plans, "-c", model.configuration,
-            "-tr", model.trainer, "-f", *map(str, folds), "-device", study.device, "-npp", "1", "-nps", "1"]
+            "-tr", model.trainer, "-f", *map(str, folds), "-device", study.device, "-npp", "0", "-nps", "0"]
 
 
 def nnunet_scores(study, model, seed: int, labels: str, pred_dir: str) -> dict:
-    """{case: {label name: Dice}} as nnUNetv2_evaluate_folder reports it (NaN: absent from both, as null)."""
-    summary = os.path.join(pred_dir, "summary.json")
-    run_nnunet(["nnUNetv2_evaluate_folder", labels, pred_dir, "-djfile", os.path.join(study.raw, "dataset.json"),
-                "-pfile", os.path.join(study.model_folder(model.trainer, model.configuration, seed), "plans.json"),
-                "-o", summary, "-np", "1"], study.environment(seed), quiet=True)
+    """{case: {label name: Dice}} by nnU-Net's `compute_metrics`, the per-case function nnUNetv2_evaluate_folder
+    maps over a folder, with the reader and classes the command would use (NaN, absent from both: null). Called
+    in this process: the command's spawned worker imports torch and nnU-Net again for every model and fold."""
+    from nnunetv2.evaluation.evaluate_predictions import compute_metrics
+    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+    dataset_json = read_json(os.path.join(study.raw, "dataset.json"))
+    plans = PlansManager(os.path.join(study.model_folder(model.trainer, model.configuration, seed), "plans.json"))
+    label_manager = plans.get_label_manager(dataset_json)
+    classes = label_manager.foreground_regions if label_manager.has_regions else label_manager.foreground_labels
     names = {str(v): k for v, k in study.labels.items()}
     scores = {}
-    for case in read_json(summary)["metric_per_case"]:
-        case_id = os.path.basename(case["reference_file"])[:-len(study.ending)]
-        scores[case_id] = {names[c]: (None if m["Dice"] != m["Dice"] else m["Dice"])
-                           for c, m in case["metrics"].items() if c in names}
+    for prediction in sorted(glob.glob(os.path.join(pred_dir, "*" + study.ending))):
+        reference = os.path.join(labels, os.path.basename(prediction))
+        reader = determine_reader_writer_from_dataset_json(dataset_json, reference)()
+        metrics = compute_metrics(reference, prediction, reader, classes, label_manager.ignore_label)["metrics"]
+        scores[os.path.basename(prediction)[:-len(study.ending)]] = {
+            names[str(c)]: (None if m["Dice"] != m["Dice"] else float(m["Dice"]))
+            for c, m in metrics.items() if str(c) in names}
     return scores
 
 

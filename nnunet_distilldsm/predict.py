@@ -5,15 +5,16 @@ outputs feed nnUNetv2_ensemble, nnUNetv2_evaluate_folder and postprocessing alik
 the sliding window differs (`WholeStackPredictor`).
 
 Each case is exported by nnU-Net's `export_prediction_from_logits`, in -nps background
-processes as nnUNetv2_predict does, into OUT/.incomplete/. As soon as a case's export has
-returned, all its files (CASE plus the dataset's file ending, and with --save_probabilities
-CASE.npz and CASE.pkl) are moved into OUT (os.replace; .npz and .pkl first, the
-segmentation last). So a file in OUT is always complete, and a run killed after k of N cases
-keeps those k cases in OUT. What a killed run left in OUT/.incomplete/ (cases being exported,
-possibly partial) is deleted when the next run starts. --continue_prediction skips the cases
-whose files are all in OUT and predicts the others; without it every case is predicted again
-and its new files replace the old ones when complete. dataset.json and plans.json are
-written into OUT at the start, as nnUNetv2_predict writes them.
+processes as nnUNetv2_predict does (with -npp 0 -nps 0, preprocessing and export run in
+this process, as there), into OUT/.incomplete/. As soon as a case's export has returned,
+all its files (CASE plus the dataset's file ending, and with --save_probabilities CASE.npz
+and CASE.pkl) are moved into OUT (os.replace; .npz and .pkl first, the segmentation last).
+So a file in OUT is always complete, and a run killed after k of N cases keeps those k
+cases in OUT. What a killed run left in OUT/.incomplete/ (cases being exported, possibly
+partial) is deleted when the next run starts. --continue_prediction skips the cases whose
+files are all in OUT and predicts the others; without it every case is predicted again and
+its new files replace the old ones when complete. dataset.json and plans.json are written
+into OUT at the start, as nnUNetv2_predict writes them.
 
 The loop that hands cases from preprocessing to the network and to the export processes is
 ours, modelled on nnUNetPredictor.predict_from_data_iterator (which returns only when every
@@ -22,6 +23,7 @@ preprocessing iterator (-npp processes), `predict_logits_from_preprocessed_data`
 ensemble), the export, and the checks that export processes are alive and not overloaded.
 """
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -60,8 +62,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--disable_tta", action="store_true", help="no mirroring")
     p.add_argument("--save_probabilities", action="store_true", help="also write .npz/.pkl (for ensembling)")
     p.add_argument("--continue_prediction", action="store_true", help="skip cases already complete in OUT")
-    p.add_argument("-npp", type=int, default=3, help="preprocessing processes")
-    p.add_argument("-nps", type=int, default=3, help="export processes")
+    p.add_argument("-npp", type=int, default=3, help="preprocessing processes (0: in this process)")
+    p.add_argument("-nps", type=int, default=3, help="export processes (0: in this process)")
     p.add_argument("-device", default="cuda", choices=("cuda", "cpu", "mps"))
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
@@ -87,6 +89,19 @@ def input_cases(predictor: WholeStackPredictor, input_folder: str, output_folder
     return [lists[i] for i in keep], [ids[i] for i in keep]
 
 
+def preprocessed_cases(predictor: WholeStackPredictor, lists, ofiles, num_processes: int):
+    """nnU-Net's preprocessing iterator with -npp worker processes; with -npp 0 the same preprocessing in this
+    process, as nnUNetv2_predict -npp 0 -nps 0 runs (no worker to start, each of which imports torch again)."""
+    if num_processes > 0:
+        yield from predictor._internal_get_data_iterator_from_lists_of_filenames(lists, None, ofiles, num_processes)
+        return
+    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=predictor.verbose_preprocessing)
+    for files, ofile in zip(lists, ofiles):
+        data, _, properties = preprocessor.run_case(files, None, predictor.plans_manager,
+                                                    predictor.configuration_manager, predictor.dataset_json)
+        yield {"data": torch.from_numpy(data).to(torch.float32), "data_properties": properties, "ofile": ofile}
+
+
 def predict_publishing_each_case(predictor: WholeStackPredictor, lists, ids, output_folder: str,
                                  save_probabilities: bool, num_processes_preprocessing: int,
                                  num_processes_export: int) -> None:
@@ -97,30 +112,40 @@ def predict_publishing_each_case(predictor: WholeStackPredictor, lists, ids, out
     endings = case_files(predictor.dataset_json["file_ending"], save_probabilities)
     pending = {}  # case id -> the export's AsyncResult
 
+    def publish(case):
+        for e in endings:
+            os.replace(os.path.join(staging, case + e), os.path.join(output_folder, case + e))
+        print(f"{case}: written to {output_folder}")
+
     def publish_finished():
         for case, result in list(pending.items()):
             if result.ready():
                 result.get()  # an export that raised raises here, and its case stays out of OUT
-                for e in endings:
-                    os.replace(os.path.join(staging, case + e), os.path.join(output_folder, case + e))
+                publish(case)
                 del pending[case]
-                print(f"{case}: written to {output_folder}")
 
-    data_iterator = predictor._internal_get_data_iterator_from_lists_of_filenames(
-        lists, None, [os.path.join(staging, c) for c in ids], num_processes_preprocessing)
-    with multiprocessing.get_context("spawn").Pool(num_processes_export) as export_pool:
-        workers = list(export_pool._pool)
+    data_iterator = preprocessed_cases(predictor, lists, [os.path.join(staging, c) for c in ids],
+                                       num_processes_preprocessing)
+    with contextlib.ExitStack() as stack:
+        export_pool = (stack.enter_context(multiprocessing.get_context("spawn").Pool(num_processes_export))
+                       if num_processes_export > 0 else None)
+        workers = list(export_pool._pool) if export_pool is not None else []
         for item in data_iterator:
             print(f"\nPredicting {os.path.basename(item['ofile'])}:")
             # as nnU-Net: no more than two predictions queued beyond the export processes (it raises if one died)
-            while check_workers_alive_and_busy(export_pool, workers, list(pending.values()), allowed_num_queued=2):
+            while export_pool is not None and check_workers_alive_and_busy(
+                    export_pool, workers, list(pending.values()), allowed_num_queued=2):
                 publish_finished()
                 time.sleep(0.1)
             logits = predictor.predict_logits_from_preprocessed_data(item["data"]).cpu().numpy()
-            pending[os.path.basename(item["ofile"])] = export_pool.apply_async(
-                export_prediction_from_logits,
-                (logits, item["data_properties"], predictor.configuration_manager, predictor.plans_manager,
-                 predictor.dataset_json, item["ofile"], save_probabilities))
+            export = (logits, item["data_properties"], predictor.configuration_manager, predictor.plans_manager,
+                      predictor.dataset_json, item["ofile"], save_probabilities)
+            case = os.path.basename(item["ofile"])
+            if export_pool is None:  # -nps 0
+                export_prediction_from_logits(*export)
+                publish(case)
+            else:
+                pending[case] = export_pool.apply_async(export_prediction_from_logits, export)
             publish_finished()
         while pending:
             if not all(w.is_alive() for w in workers):

@@ -180,8 +180,9 @@ def raw(env, sub):
 
 
 def predict(env, out, trainer, config="2d", extra=()):
+    """nnUNetv2_predict without worker processes (-npp 0 -nps 0): each would import torch and nnU-Net again."""
     run(["nnUNetv2_predict", "-i", raw(env, "imagesTs"), "-o", out, "-d", "901", "-c", config, "-tr", trainer,
-         "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1", *extra], env)
+         "-f", "0", "-device", "cpu", "-npp", "0", "-nps", "0", *extra], env)
 
 
 @pytest.fixture(scope="session")

@@ -284,7 +284,8 @@ def test_a_fine_tunes_cost_with_its_start_leaves_out_runs_whose_start_was_conten
 def test_test_set_scored_by_every_fold_and_their_ensemble(planned, tmp_path):
     """--test-images/--test-labels: each trained fold's model and the folds' ensemble predict a labelled folder of
     extra cases through nnUNetv2_predict (nnunet-distilldsm predict for the whole-stack row) and are scored by
-    nnUNetv2_evaluate_folder. The extra cases here: two of the dataset's test cases, a split of our own."""
+    nnUNetv2_evaluate_folder's per-case metric. The extra cases here: two of the dataset's test cases, a split of
+    our own."""
     env, _ = planned
     raw = os.path.join(env["nnUNet_raw"], "Dataset901_DepthContext")
     images, labels = tmp_path / "images", tmp_path / "labels"
@@ -307,7 +308,7 @@ def test_test_set_scored_by_every_fold_and_their_ensemble(planned, tmp_path):
             assert all(0 <= v <= 1 for c in record["cases"].values() for v in c["dice"].values() if v is not None)
         ensemble = json.loads((test_runs / model / "ensemble_seed0.json").read_text())
         assert ensemble["folds"] == [0, 1] and sorted(ensemble["cases"]) == cases
-    # the Dice kept is nnUNetv2_evaluate_folder's, and it is the Dice of the files nnUNetv2_predict wrote
+    # the Dice kept is nnU-Net's, and it is the Dice of the files nnUNetv2_predict wrote
     work = out / "work" / "Dataset901_DepthContext" / "tiny-test-set-test"
     pred = work / "Distill_DSM" / "fold1_seed0" / f"{cases[0]}.nii.gz"
     record = json.loads((test_runs / "Distill_DSM" / "fold1_seed0.json").read_text())

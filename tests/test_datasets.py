@@ -85,7 +85,7 @@ def train_and_predict(env, trainer, out, command=("nnUNetv2_predict",)):
     run(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", trainer, "-device", "cpu"], env)
     raw = os.path.join(env["nnUNet_raw"], DATASET)
     run([*command, "-i", os.path.join(raw, "imagesTs"), "-o", str(out), "-d", str(DATASET_ID), "-c", "2d", "-tr",
-         trainer, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1"], env)
+         trainer, "-f", "0", "-device", "cpu", "-npp", "0", "-nps", "0"], env)
     for i, depth in enumerate(TEST_DEPTHS):
         ref = sitk.ReadImage(os.path.join(raw, "labelsTs", f"caseTs{i:02d}.nii.gz"))
         pred = sitk.ReadImage(os.path.join(str(out), f"caseTs{i:02d}.nii.gz"))

@@ -110,7 +110,7 @@ def test_sigkill_mid_training_then_continue(planned, tmp_path):
     assert ckpt["current_epoch"] == 2 and ckpt["trainer_name"] == trainer
     out = str(tmp_path / "pred")
     run(["nnUNetv2_predict", "-i", raw(env, "imagesTs"), "-o", out, "-d", "901", "-c", "2d", "-tr",
-         trainer, "-f", "1", "-device", "cpu", "-npp", "1", "-nps", "1"], env)
+         trainer, "-f", "1", "-device", "cpu", "-npp", "0", "-nps", "0"], env)
     assert len([f for f in os.listdir(out) if f.endswith(".nii.gz")]) == 3
 
 

@@ -123,7 +123,7 @@ def test_distill_dsm_on_slices_as_channels_has_both(planned):
 
 def whole_stack(env, out, extra=()):
     run(["nnunet-distilldsm", "predict", "-i", raw(env, "imagesTs"), "-o", out, "-d", "901", "-tr", TRAINER, "-f",
-         "0", "-device", "cpu", "-npp", "1", "-nps", "1", "--save_probabilities", *extra], env)
+         "0", "-device", "cpu", "-npp", "0", "-nps", "0", "--save_probabilities", *extra], env)
 
 
 @pytest.mark.slow

@@ -25,9 +25,10 @@ from nnunet_distilldsm.whole_stack_predictor import WholeStackPredictor, slab_ne
 TRAINER = "DistillDSMTrainer_demo"
 
 
-def predict_whole_stack(env, inp, out, trainer=TRAINER, extra=(), check=True):
+def predict_whole_stack(env, inp, out, trainer=TRAINER, extra=(), check=True, processes=1):
+    """processes: nnU-Net's -npp and -nps (0: preprocessing and export in the command's own process)."""
     return run(["nnunet-distilldsm", "predict", "-i", inp, "-o", out, "-d", "901", "-tr", trainer, "-f", "0",
-                "-device", "cpu", "-npp", "1", "-nps", "1", *extra], env, check=check)
+                "-device", "cpu", "-npp", str(processes), "-nps", str(processes), *extra], env, check=check)
 
 
 def cases(folder):
@@ -118,7 +119,7 @@ def test_whole_stack_predictions_do_not_depend_on_slab_depth_or_chunk(trained, t
     out = str(tmp_path / "whole")
     predict_whole_stack(env, raw(env, "imagesTs"), out, extra=["--save_probabilities"])
     # the same model with plans.json's slab depth doubled (as in the stock-predictor test), and with chunks
-    # of 2 slices plus the halo
+    # of 2 slices plus the halo; both without worker processes (-npp 0 -nps 0), which changes nothing either
     env2 = dict(env, nnUNet_results=str(tmp_path / "res"))
     shutil.copytree(results(env, TRAINER), results(env2, TRAINER))
     plans_file = os.path.join(results(env2, TRAINER), "plans.json")
@@ -126,8 +127,9 @@ def test_whole_stack_predictions_do_not_depend_on_slab_depth_or_chunk(trained, t
     plans["configurations"]["2d"]["patch_size"][0] *= 2
     json.dump(plans, open(plans_file, "w"))
     out_deeper, out_chunks = str(tmp_path / "deeper"), str(tmp_path / "chunks")
-    predict_whole_stack(env2, raw(env, "imagesTs"), out_deeper, extra=["--save_probabilities"])
-    predict_whole_stack(env, raw(env, "imagesTs"), out_chunks, extra=["--save_probabilities", "--chunk", "2"])
+    predict_whole_stack(env2, raw(env, "imagesTs"), out_deeper, extra=["--save_probabilities"], processes=0)
+    predict_whole_stack(env, raw(env, "imagesTs"), out_chunks, extra=["--save_probabilities", "--chunk", "2"],
+                        processes=0)
     assert cases(out) == cases(out_stock) == cases(raw(env, "labelsTs"))
     assert not os.path.exists(os.path.join(out, ".incomplete"))
     for case in cases(out):
