@@ -2,12 +2,12 @@
 side by side in one run (`python -m benchmarks network-speed`, docs/results.md). The fastest of several interleaved
 rounds is compared: other processes on the machine only ever add time.
 
-Time: alone on the project's 2-core machine, this fixture's measurement repeated 5 times
-(`python -m benchmarks.checks.guard_bounds --only cost`, 2026-12-06, commit b2cf738) gave fastest-round ratios of
-1.343-1.408 (default), 1.141-1.159 (one module per block) and 1.009-1.025 (Residual DSM), as five earlier runs did
-(1.33-1.40, 1.12-1.18, 1.01-1.07; docs/results.md). The bounds sit about 0.2 above the highest (0.19, 0.19, 0.23)
-for a busy machine, so they catch a module that costs twice its arithmetic, not a few per cent. Memory is the
-sharp guard: held 1.0000-1.0002x nnU-Net 2d's in those 5 runs against the bound 1.02; module outputs kept for
+Time: alone on the project's 2-core machine, this fixture's measurement (a step as nnU-Net takes it: forward,
+backward, clipping, SGD) repeated 5 times (`python -m benchmarks.checks.guard_bounds --only cost`, commit 56c71ae)
+gave fastest-round ratios of 1.345-1.454 (default), 1.128-1.167 (one module per block) and 0.997-1.095 (Residual
+DSM); without the SGD step (commit b2cf738) 1.343-1.408, 1.141-1.159 and 1.009-1.025. The bounds sit 0.15-0.18 above
+the highest, for a busy machine, so they catch a module that costs twice its arithmetic, not a few per cent. Memory
+is the sharp guard: held 1.0002-1.0007x nnU-Net 2d's in those 5 runs against the bound 1.02; module outputs kept for
 backward instead of recomputed hold 1.15x (per block) to 1.40x (default)."""
 import pytest
 
