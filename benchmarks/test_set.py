@@ -40,7 +40,7 @@ def predict_command(study, model, folds, images: str, out: str):
             "-tr", model.trainer, "-f", *map(str, folds), "-device", study.device, "-npp", "0", "-nps", "0"]
 
 
-def nnunet_scores(study, model, seed: int, labels: str, pred_dir: str) -> dict:
+def nnunet_scores(study, model, seed: int, labels: str, pred_dir: str, case_ids) -> dict:
     """{case: {label name: Dice}} by nnU-Net's `compute_metrics`, the per-case function nnUNetv2_evaluate_folder
     maps over a folder, with the reader and classes the command would use (NaN, absent from both: null). Called
     in this process: the command's spawned worker imports torch and nnU-Net again for every model and fold."""
@@ -51,15 +51,20 @@ def nnunet_scores(study, model, seed: int, labels: str, pred_dir: str) -> dict:
     plans = PlansManager(os.path.join(study.model_folder(model.trainer, model.configuration, seed), "plans.json"))
     label_manager = plans.get_label_manager(dataset_json)
     classes = label_manager.foreground_regions if label_manager.has_regions else label_manager.foreground_labels
+    missing = [c for c in case_ids if not os.path.isfile(os.path.join(pred_dir, c + study.ending))]
+    if missing:
+        raise SystemExit(f"benchmark: {len(missing)} test case(s) without a prediction in {pred_dir} (e.g. "
+                         f"{missing[0]}): see the output of the predict command above")
+    reader = determine_reader_writer_from_dataset_json(
+        dataset_json, os.path.join(pred_dir, case_ids[0] + study.ending), verbose=False)()
     names = {str(v): k for v, k in study.labels.items()}
     scores = {}
-    for prediction in sorted(glob.glob(os.path.join(pred_dir, "*" + study.ending))):
-        reference = os.path.join(labels, os.path.basename(prediction))
-        reader = determine_reader_writer_from_dataset_json(dataset_json, reference)()
-        metrics = compute_metrics(reference, prediction, reader, classes, label_manager.ignore_label)["metrics"]
-        scores[os.path.basename(prediction)[:-len(study.ending)]] = {
-            names[str(c)]: (None if m["Dice"] != m["Dice"] else float(m["Dice"]))
-            for c, m in metrics.items() if str(c) in names}
+    for case in case_ids:
+        file = case + study.ending
+        metrics = compute_metrics(os.path.join(labels, file), os.path.join(pred_dir, file), reader, classes,
+                                  label_manager.ignore_label)["metrics"]
+        scores[case] = {names[str(c)]: (None if m["Dice"] != m["Dice"] else float(m["Dice"]))
+                        for c, m in metrics.items() if str(c) in names}
     return scores
 
 
@@ -69,7 +74,7 @@ def score(study, model, folds, seed: int, cases, images: str, labels: str) -> di
     pred_dir = os.path.join(study.out_root, "work", study.name, test_profile(study.profile), slug(model.label), tag)
     say(f"{model.label}: predict the test set ({len(cases)} cases) with fold(s) {' '.join(map(str, folds))}")
     run_nnunet(predict_command(study, model, folds, images, pred_dir), study.environment(seed), quiet=True)
-    dice = nnunet_scores(study, model, seed, labels, pred_dir)
+    dice = nnunet_scores(study, model, seed, labels, pred_dir, [c for c, _, _ in cases])
     ours = evaluate(cases, pred_dir, study.ending, study.labels)  # HD95 (MONAI); nnU-Net reports none
     return {c: {"dice": dice[c], "hd95": ours[c]["hd95"]} for c, _, _ in cases}
 

@@ -67,6 +67,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("-device", default="cuda", choices=("cuda", "cpu", "mps"))
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
+    if args.npp < 0 or args.nps < 0:
+        p.error("-npp and -nps count worker processes: give 0 (in this process) or more")
     args.f = [f if f == "all" else int(f) for f in args.f]
     return args
 
