@@ -75,7 +75,8 @@ def paired_difference(model: Dict[str, Dict[str, float]], reference: Dict[str, D
     None when the two share no run. Cases with a NaN Dice in either are left out of that run.
     """
     runs = sorted(set(model) & set(reference))
-    diffs = {r: {c: model[r][c] - reference[r][c] for c in set(model[r]) & set(reference[r])
+    # cases in sorted order: a sum over a set's order would change with Python's hash seed in the last bits
+    diffs = {r: {c: model[r][c] - reference[r][c] for c in sorted(set(model[r]) & set(reference[r]))
                  if np.isfinite(model[r][c] - reference[r][c])} for r in runs}
     runs = [r for r in runs if diffs[r]]
     if not runs:
