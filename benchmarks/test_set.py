@@ -55,8 +55,9 @@ def nnunet_scores(study, model, seed: int, labels: str, pred_dir: str, case_ids)
     if missing:
         raise SystemExit(f"benchmark: {len(missing)} test case(s) without a prediction in {pred_dir} (e.g. "
                          f"{missing[0]}): see the output of the predict command above")
+    # as the command: the reader that opens the first reference file
     reader = determine_reader_writer_from_dataset_json(
-        dataset_json, os.path.join(pred_dir, case_ids[0] + study.ending), verbose=False)()
+        dataset_json, os.path.join(labels, case_ids[0] + study.ending), verbose=False)()
     names = {str(v): k for v, k in study.labels.items()}
     scores = {}
     for case in case_ids:

@@ -7,9 +7,8 @@ backward, clipping, SGD) repeated 5 times (`python -m benchmarks.checks.guard_bo
 gave fastest-round ratios of 1.345-1.454 (default), 1.128-1.167 (one module per block) and 0.997-1.095 (Residual
 DSM); without the SGD step (commit b2cf738) 1.343-1.408, 1.141-1.159 and 1.009-1.025. The bounds sit 0.15-0.18 above
 the highest, for a busy machine: they catch modules whose cost doubles (the default's add 0.35-0.45 to the ratio),
-not a few per cent. Memory
-is the sharp guard: held 1.0002-1.0007x nnU-Net 2d's in those 5 runs against the bound 1.02; module outputs kept for
-backward instead of recomputed hold 1.15x (per block) to 1.40x (default)."""
+not a few per cent. Memory is the sharp guard: held 1.0002-1.0007x nnU-Net 2d's in those 5 runs against the bound
+1.02; module outputs kept for backward instead of recomputed hold 1.15x (per block) to 1.40x (default)."""
 import pytest
 
 from benchmarks.network_speed import measure
