@@ -65,6 +65,18 @@ def dataset_folder(root: str, dataset: str) -> str:
 
 
 
+def check_plain_labels(name: str, dataset_json: dict) -> None:
+    """SystemExit for regions or an ignore label: the benchmark scores each integer label on its own, all voxels
+    counted, so it would score such a dataset wrongly (regions: not at all)."""
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+    labels = LabelManager(dataset_json["labels"], dataset_json.get("regions_class_order"))
+    if labels.has_regions or labels.has_ignore_label:
+        raise SystemExit(f"benchmark: {name} has {'regions' if labels.has_regions else 'an ignore label'}, and the "
+                         f"benchmark scores plain integer labels only (the Dice and HD95 of each, every voxel "
+                         f"counted). The plugin trains and predicts it: use nnUNetv2_train, nnUNetv2_predict (or "
+                         f"nnunet-distilldsm predict) and score with nnUNetv2_evaluate_folder, which handles both")
+
+
 class Study:
     """One dataset and profile: where its models train, predict and record."""
 
@@ -86,6 +98,7 @@ class Study:
         dataset_json = read_json(os.path.join(self.raw, "dataset.json"))
         self.ending = dataset_json["file_ending"]
         self.labels = {v: k for k, v in dataset_json["labels"].items() if isinstance(v, int) and v > 0}
+        check_plain_labels(self.name, dataset_json)
 
     def results_root(self, seed: int) -> str:
         """nnUNet_results for seed 0 (models shared by profiles and by the user), a subfolder for other seeds

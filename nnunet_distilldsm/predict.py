@@ -58,7 +58,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("-step_size", type=float, default=0.5, help="in-plane tile step, fraction of the tile")
     p.add_argument("--chunk", type=int, default=None,
                    help="output slices per network pass (default: slab depth x batch size of the plans, at "
-                        "least 8 x the network's reach); lower it if memory runs out, the result does not change")
+                        "least 8 x the network's reach); halved when a pass runs out of memory, lower it if the "
+                        "system kills the process; the result does not change")
     p.add_argument("--disable_tta", action="store_true", help="no mirroring")
     p.add_argument("--save_probabilities", action="store_true", help="also write .npz/.pkl (for ensembling)")
     p.add_argument("--continue_prediction", action="store_true", help="skip cases already complete in OUT")

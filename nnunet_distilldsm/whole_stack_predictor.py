@@ -21,6 +21,10 @@ What is nnU-Net's and what is ours:
   in-plane Gaussian (nnU-Net's `compute_gaussian`) and divided by the summed weights, the
   same error on inf logits, the same freeing of device memory on failure. nnU-Net's own
   cannot be reused: its Gaussian and weights have the slab's [D, H, W] shape.
+
+A pass holds the feature maps of all its slices at once, so when the device runs out of memory
+in a pass, the chunk is halved and the pass tried again (`_stack_in_chunks`; the result does
+not depend on the chunk); running out elsewhere (the results arrays) goes to nnU-Net's fallback.
 """
 from typing import Callable, List, Optional, Tuple
 
@@ -67,6 +71,13 @@ def default_chunk(training_slices: int, reach: int) -> int:
     return max(training_slices, 8 * reach)
 
 
+def out_of_memory(error: BaseException) -> bool:
+    """What torch raises when an allocation fails: CUDA's OutOfMemoryError, or the CPU and MPS allocators'
+    RuntimeError. (On the CPU the operating system may kill the process instead: then lower --chunk.)"""
+    return isinstance(error, torch.cuda.OutOfMemoryError) or any(
+        text in str(error) for text in ("can't allocate memory", "out of memory"))
+
+
 class WholeStackPredictor(nnUNetPredictor):
     """nnUNetPredictor whose sliding window runs in-plane over whole stacks.
 
@@ -108,7 +119,7 @@ class WholeStackPredictor(nnUNetPredictor):
                                                        do_on_device: bool = True) -> torch.Tensor:
         reach = slab_network(self.network).reach
         depth, *tile = self.configuration_manager.patch_size
-        chunk = self.chunk or default_chunk(depth * self.configuration_manager.batch_size, reach)
+        self.chunk = self.chunk or default_chunk(depth * self.configuration_manager.batch_size, reach)
         results_device = self.device if do_on_device else torch.device("cpu")
         logits = weights = prediction = gaussian = None
         try:
@@ -121,8 +132,7 @@ class WholeStackPredictor(nnUNetPredictor):
             weights = torch.zeros(data.shape[2:], dtype=torch.half, device=results_device)
             for sl in slicers:
                 # mirroring flips H and W only (the slab trainers' axes), so it commutes with chunks along D
-                prediction = in_chunks(self._internal_maybe_mirror_and_predict, data[sl][None].to(self.device),
-                                       chunk, reach)[0]
+                prediction = self._stack_in_chunks(data[sl][None].to(self.device), reach)[0]
                 prediction = prediction.to(results_device)
                 if self.use_gaussian:
                     prediction *= gaussian
@@ -139,3 +149,27 @@ class WholeStackPredictor(nnUNetPredictor):
             empty_cache(self.device)
             empty_cache(results_device)
             raise
+
+    def _stack_in_chunks(self, x: torch.Tensor, reach: int) -> torch.Tensor:
+        """in_chunks with self.chunk; when a pass runs out of memory, again with half the output slices of that
+        pass, and that chunk is kept for the rest of the run. A pass has at least 2 x reach + 1 slices."""
+        depth = x.shape[2]
+        while True:
+            passed = min(depth, self.chunk + 2 * reach)  # slices of the largest pass in_chunks makes
+            try:
+                return in_chunks(self._internal_maybe_mirror_and_predict, x, self.chunk, reach)
+            except RuntimeError as e:
+                if not out_of_memory(e):
+                    raise
+                said = str(e).splitlines()[0]
+            # out of the except clause: the failed pass's tensors, held by its traceback, are freed
+            empty_cache(self.device)
+            if passed <= 2 * reach + 1:
+                raise RuntimeError(
+                    f"Whole-stack prediction ran out of memory on {self.device} with passes of {passed} slices, the "
+                    f"fewest this network runs exactly (its output slice depends on {reach} slices each side). "
+                    f"Predict this model with nnUNetv2_predict (nnU-Net's sliding window over slabs, which needs "
+                    f"less memory), or on a device with more memory. torch said: {said}")
+            self.chunk = max(1, (passed - 2 * reach) // 2)
+            print(f"Whole-stack prediction: out of memory with passes of {passed} slices; trying again with "
+                  f"{self.chunk} output slices per pass (--chunk {self.chunk}), the result does not change")

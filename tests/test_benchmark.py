@@ -113,11 +113,34 @@ def test_tiny_benchmark_records_runs_aggregates_them_and_resumes(planned, stock_
     assert (runs / "nnU-Net_2d" / "fold0_seed0.json").stat().st_mtime_ns == kept
 
 
-def in_process_study(monkeypatch, env, profile, out, train_minutes=6.0):
-    """The benchmark's Study for Dataset901, built in this process with nnU-Net's folders from `env`."""
+def in_process_study_of(monkeypatch, env, dataset, profile, out, train_minutes=6.0):
+    """The benchmark's Study, built in this process with nnU-Net's folders from `env`."""
     from benchmarks.benchmark import Study
     use_nnunet_folders(monkeypatch, env)  # Study adds its trainer folders to os.environ: restored after the test
-    return Study("901", profile, "cpu", str(out), train_minutes)
+    return Study(dataset, profile, "cpu", str(out), train_minutes)
+
+
+def in_process_study(monkeypatch, env, profile, out, train_minutes=6.0):
+    """The benchmark's Study for Dataset901."""
+    return in_process_study_of(monkeypatch, env, "901", profile, out, train_minutes)
+
+
+@pytest.mark.parametrize("labels,regions,kind", [
+    ({"background": 0, "whole": [1, 2], "core": 2}, [1, 2], "regions"),
+    ({"background": 0, "object": 1, "ignore": 2}, None, "an ignore label"),
+])
+def test_a_dataset_the_benchmark_would_score_wrongly_is_refused_before_anything_runs(labels, regions, kind, tmp_path,
+                                                                                    monkeypatch):
+    raw = tmp_path / "raw" / "Dataset905_Labels"
+    raw.mkdir(parents=True)
+    dataset = {"channel_names": {"0": "MR"}, "labels": labels, "numTraining": 2, "file_ending": ".nii.gz"}
+    (raw / "dataset.json").write_text(json.dumps(dict(dataset, regions_class_order=regions) if regions else dataset))
+    env = {v: str(tmp_path / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    env["nnUNet_raw"] = str(tmp_path / "raw")
+    with pytest.raises(SystemExit, match=f"Dataset905_Labels has {kind}, and the benchmark scores plain integer "
+                                         f"labels only .* score with nnUNetv2_evaluate_folder"):
+        in_process_study_of(monkeypatch, env, "905", "tiny", tmp_path / "bench")
+    assert os.listdir(tmp_path) == ["raw"]  # nothing written: no benchmark, preprocessed or results folder
 
 
 def test_a_model_folder_of_another_recipe_is_refused_not_reused(planned, tmp_path, monkeypatch):

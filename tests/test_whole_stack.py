@@ -88,6 +88,64 @@ def test_out_of_memory_on_the_device_is_retried_with_results_on_the_cpu(capsys):
     assert torch.equal(retried, normal)
 
 
+class MemoryForSlices(torch.nn.Module):
+    """The network on a device with memory for passes of `slices` slices: a larger pass raises `error`, as
+    CUDA's and the CPU's allocators raise it."""
+
+    def __init__(self, network, slices, error):
+        super().__init__()
+        self.module, self.slices, self.error, self.passes = network, slices, error, []
+
+    def forward(self, x):
+        self.passes.append(x.shape[2])
+        if x.shape[2] > self.slices:
+            raise self.error
+        return self.module(x)
+
+
+CUDA_OOM = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by the test)")
+CPU_OOM = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                       "you tried to allocate 4398046511104 bytes. Error code 12 (Cannot allocate memory)")
+
+
+@pytest.mark.parametrize("error", [CUDA_OOM, CPU_OOM], ids=["cuda", "cpu"])
+def test_a_pass_out_of_memory_is_run_again_in_smaller_chunks_with_the_same_result(error, capsys):
+    x = torch.randn(1, 40, 24, 20)
+    normal = small_predictor(use_mirroring=False).predict_sliding_window_return_logits(x)
+    predictor = small_predictor(use_mirroring=False)
+    assert slab_network(predictor.network).reach == 4  # so the whole stack, 40 slices, is one pass by default
+    predictor.network = MemoryForSlices(predictor.network, slices=20, error=error)
+    chunked = predictor.predict_sliding_window_return_logits(x)
+    # the whole stack fails; then chunks of (40 - 2 x 4) // 2 = 16 output slices: the first pass (16 + 4 slices of
+    # halo above) runs, the second (4 + 16 + 4) fails; then chunks of (24 - 8) // 2 = 8, every pass at most 16
+    # slices, kept for the other three of the 2 x 2 in-plane tiles
+    assert predictor.network.passes == [40, 20, 24] + [12, 16, 16, 16, 12] * 4
+    assert predictor.chunk == 8
+    assert "trying again with 8 output slices per pass (--chunk 8)" in capsys.readouterr().out
+    assert torch.allclose(chunked.float(), normal.float(), atol=2e-3)
+    assert torch.equal(chunked.argmax(0), normal.argmax(0))
+
+
+def test_out_of_memory_at_the_fewest_slices_names_the_command_that_needs_less():
+    predictor = small_predictor(AttemptsRecorded, use_mirroring=False)
+    predictor.attempts = []
+    reach = slab_network(predictor.network).reach
+    predictor.network = MemoryForSlices(predictor.network, slices=2 * reach, error=CUDA_OOM)
+    predictor.perform_everything_on_device = True  # so that nnU-Net's fallback (results on the CPU) is tried too
+    with pytest.raises(RuntimeError, match=f"passes of {2 * reach + 1} slices.*Predict this model with "
+                                           f"nnUNetv2_predict.*torch said: CUDA out of memory"):
+        predictor.predict_sliding_window_return_logits(torch.randn(1, 40, 16, 16))
+    assert predictor.attempts == [True, False]
+
+
+def test_an_error_other_than_out_of_memory_is_not_retried():
+    predictor = small_predictor(use_mirroring=False)
+    predictor.network = MemoryForSlices(predictor.network, slices=0, error=RuntimeError("cuDNN error: BAD_PARAM"))
+    with pytest.raises(RuntimeError, match="BAD_PARAM"):
+        predictor.predict_sliding_window_return_logits(torch.randn(1, 40, 16, 16))
+    assert predictor.network.passes == [40]
+
+
 def test_inf_logits_raise_instead_of_passing_silently():
     predictor = small_predictor()
     x = torch.randn(1, 5, 16, 16)

@@ -1,0 +1,68 @@
+"""Whole-stack prediction when the CPU allocator refuses memory: the pass is run again in smaller chunks, and the
+segmentation does not change.
+
+The BraTS-sized case and model folder of `predict_speed`, predicted by `nnunet-distilldsm predict` (no TTA, in one
+process) twice: without a limit, then under an address-space limit (RLIMIT_AS) of --limit-gib, under which the
+default pass (the whole stack) cannot be allocated, so the allocator raises as CUDA's does when a GPU is full.
+glibc's mmap threshold is fixed (MALLOC_MMAP_THRESHOLD_) for both: with its default, a dynamic threshold, freed
+tensors stay in the heap's address space and the limit is soon reached by memory no longer in use. (Without such a
+limit Linux does not refuse an allocation but kills the process when memory runs out; no retry can help there.)
+Prints each run's retries, seconds and peak resident MiB, and whether the segmentations are equal.
+
+    python -m benchmarks.checks.predict_out_of_memory --workdir DIR [--limit-gib 10]
+"""
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import SimpleITK as sitk
+
+from benchmarks.checks.predict_speed import DATASET_ID, NAME, TRAINER, prepare
+
+
+def predict(env: dict, out: str, limit_bytes: int = None) -> tuple:
+    """(wall seconds, peak resident MiB, the retry lines printed) of one `nnunet-distilldsm predict`."""
+    def limit():
+        if limit_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+    inp = os.path.join(env["nnUNet_raw"], f"Dataset{DATASET_ID}_{NAME}", "imagesTs")
+    cmd = [os.path.join(os.path.dirname(sys.executable), "nnunet-distilldsm"), "predict", "-i", inp, "-o", out,
+           "-d", str(DATASET_ID), "-c", "2d", "-tr", TRAINER, "-f", "0", "-device", "cpu", "--disable_tta",
+           "-npp", "0", "-nps", "0"]
+    log = out + ".log"
+    t = time.perf_counter()
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, preexec_fn=limit)
+        _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t
+    output = open(log).read()
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-3000:]}")
+    retries = [line for line in output.splitlines() if line.startswith("Whole-stack prediction:")]
+    return seconds, usage.ru_maxrss / 1024, retries
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--limit-gib", type=float, default=10.0)
+    a = p.parse_args()
+    env = dict(prepare(a.workdir, 155, 240), MALLOC_MMAP_THRESHOLD_=str(2 ** 20))
+    outs = {name: os.path.join(a.workdir, "out", f"oom_{name}") for name in ("unlimited", "limited")}
+    runs = {"unlimited": predict(env, outs["unlimited"]),
+            "limited": predict(env, outs["limited"], int(a.limit_gib * 2 ** 30))}
+    for name, (seconds, mib, retries) in runs.items():
+        print(f"{name}: {seconds:.1f} s, peak resident {mib:.0f} MiB, {len(retries)} retries")
+        for line in retries:
+            print("   ", line)
+    seg = {name: sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(out, "test.nii.gz"))) for name, out in outs.items()}
+    print(f"segmentations equal: {np.array_equal(seg['unlimited'], seg['limited'])} "
+          f"({int((seg['unlimited'] != seg['limited']).sum())} of {seg['limited'].size} voxels differ)")
+
+
+if __name__ == "__main__":
+    main()
