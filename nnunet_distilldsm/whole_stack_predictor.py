@@ -171,5 +171,8 @@ class WholeStackPredictor(nnUNetPredictor):
                     f"Predict this model with nnUNetv2_predict (nnU-Net's sliding window over slabs, which needs "
                     f"less memory), or on a device with more memory. torch said: {said}")
             self.chunk = max(1, (passed - 2 * reach) // 2)
+            computed = (self.chunk + 2 * reach) / self.chunk  # times each slice is computed; nnU-Net's slabs: ~2
             print(f"Whole-stack prediction: out of memory with passes of {passed} slices; trying again with "
-                  f"{self.chunk} output slices per pass (--chunk {self.chunk}), the result does not change")
+                  f"{self.chunk} output slices per pass (--chunk {self.chunk}), the result does not change"
+                  + (f"; each slice is now computed about {computed:.0f} times, so nnUNetv2_predict may be faster"
+                     if computed > 2 else ""))
