@@ -97,7 +97,9 @@ class Study:
             check_budget(out_root, self.name, profile, self.budget_s)
         dataset_json = read_json(os.path.join(self.raw, "dataset.json"))
         self.ending = dataset_json["file_ending"]
-        self.labels = {v: k for k, v in dataset_json["labels"].items() if isinstance(v, int) and v > 0}
+        values = {k: v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v  # nnU-Net reads [1] as 1
+                  for k, v in dataset_json["labels"].items()}
+        self.labels = {v: k for k, v in values.items() if isinstance(v, int) and v > 0}
         check_plain_labels(self.name, dataset_json)
 
     def results_root(self, seed: int) -> str:

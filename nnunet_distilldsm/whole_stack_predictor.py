@@ -24,7 +24,8 @@ What is nnU-Net's and what is ours:
 
 A pass holds the feature maps of all its slices at once, so when the device runs out of memory
 in a pass, the chunk is halved and the pass tried again (`_stack_in_chunks`; the result does
-not depend on the chunk); running out elsewhere (the results arrays) goes to nnU-Net's fallback.
+not depend on the chunk); running out elsewhere (the results arrays) goes to nnU-Net's retry
+with them on the CPU.
 """
 from typing import Callable, List, Optional, Tuple
 
@@ -132,6 +133,7 @@ class WholeStackPredictor(nnUNetPredictor):
             weights = torch.zeros(data.shape[2:], dtype=torch.half, device=results_device)
             for sl in slicers:
                 # mirroring flips H and W only (the slab trainers' axes), so it commutes with chunks along D
+                prediction = None  # the last tile's, freed before this pass
                 prediction = self._stack_in_chunks(data[sl][None].to(self.device), reach)[0]
                 prediction = prediction.to(results_device)
                 if self.use_gaussian:
@@ -151,8 +153,10 @@ class WholeStackPredictor(nnUNetPredictor):
             raise
 
     def _stack_in_chunks(self, x: torch.Tensor, reach: int) -> torch.Tensor:
-        """in_chunks with self.chunk; when a pass runs out of memory, again with half the output slices of that
-        pass, and that chunk is kept for the rest of the run. A pass has at least 2 x reach + 1 slices."""
+        """in_chunks with self.chunk; when a pass runs out of memory, again with half the output slices of the
+        largest pass, and that chunk is kept for the rest of the run. A pass has at least 2 x reach + 1 slices:
+        out of memory there, MemoryError, which nnU-Net's retry (results on the CPU, after a RuntimeError) lets
+        through, as that retry would run the same passes, each slice computed 2 x reach + 1 times."""
         depth = x.shape[2]
         while True:
             passed = min(depth, self.chunk + 2 * reach)  # slices of the largest pass in_chunks makes
@@ -165,14 +169,14 @@ class WholeStackPredictor(nnUNetPredictor):
             # out of the except clause: the failed pass's tensors, held by its traceback, are freed
             empty_cache(self.device)
             if passed <= 2 * reach + 1:
-                raise RuntimeError(
-                    f"Whole-stack prediction ran out of memory on {self.device} with passes of {passed} slices, the "
-                    f"fewest this network runs exactly (its output slice depends on {reach} slices each side). "
-                    f"Predict this model with nnUNetv2_predict (nnU-Net's sliding window over slabs, which needs "
-                    f"less memory), or on a device with more memory. torch said: {said}")
+                raise MemoryError(
+                    f"Whole-stack prediction ran out of memory on {self.device} with passes of {passed} slices, "
+                    f"which cannot be made smaller (an output slice depends on {reach} slices each side). Predict "
+                    f"this model with nnUNetv2_predict (nnU-Net's sliding window over slabs, which needs less "
+                    f"memory), or on a device with more memory. torch said: {said}")
             self.chunk = max(1, (passed - 2 * reach) // 2)
             computed = (self.chunk + 2 * reach) / self.chunk  # times each slice is computed; nnU-Net's slabs: ~2
-            print(f"Whole-stack prediction: out of memory with passes of {passed} slices; trying again with "
+            print(f"Whole-stack prediction: out of memory with passes of up to {passed} slices; trying again with "
                   f"{self.chunk} output slices per pass (--chunk {self.chunk}), the result does not change"
-                  + (f"; each slice is now computed about {computed:.0f} times, so nnUNetv2_predict may be faster"
+                  + (f"; each slice is now computed {computed:.1f} times, so nnUNetv2_predict may be faster"
                      if computed > 2 else ""))

@@ -125,22 +125,32 @@ def in_process_study(monkeypatch, env, profile, out, train_minutes=6.0):
     return in_process_study_of(monkeypatch, env, "901", profile, out, train_minutes)
 
 
+def dataset_json_only(tmp_path, labels, regions=None) -> dict:
+    """nnU-Net's folders with Dataset905's raw folder holding only a dataset.json: all a Study reads at start."""
+    raw = tmp_path / "raw" / "Dataset905_Labels"
+    raw.mkdir(parents=True)
+    dataset = {"channel_names": {"0": "MR"}, "labels": labels, "numTraining": 2, "file_ending": ".nii.gz"}
+    (raw / "dataset.json").write_text(json.dumps(dict(dataset, regions_class_order=regions) if regions else dataset))
+    return {"nnUNet_raw": str(tmp_path / "raw"), "nnUNet_preprocessed": str(tmp_path / "pre"),
+            "nnUNet_results": str(tmp_path / "res")}
+
+
 @pytest.mark.parametrize("labels,regions,kind", [
     ({"background": 0, "whole": [1, 2], "core": 2}, [1, 2], "regions"),
     ({"background": 0, "object": 1, "ignore": 2}, None, "an ignore label"),
 ])
 def test_a_dataset_the_benchmark_would_score_wrongly_is_refused_before_anything_runs(labels, regions, kind, tmp_path,
                                                                                     monkeypatch):
-    raw = tmp_path / "raw" / "Dataset905_Labels"
-    raw.mkdir(parents=True)
-    dataset = {"channel_names": {"0": "MR"}, "labels": labels, "numTraining": 2, "file_ending": ".nii.gz"}
-    (raw / "dataset.json").write_text(json.dumps(dict(dataset, regions_class_order=regions) if regions else dataset))
-    env = {v: str(tmp_path / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
-    env["nnUNet_raw"] = str(tmp_path / "raw")
+    env = dataset_json_only(tmp_path, labels, regions)
     with pytest.raises(SystemExit, match=f"Dataset905_Labels has {kind}, and the benchmark scores plain integer "
                                          f"labels only .* score with nnUNetv2_evaluate_folder"):
         in_process_study_of(monkeypatch, env, "905", "tiny", tmp_path / "bench")
-    assert os.listdir(tmp_path) == ["raw"]  # nothing written: no benchmark, preprocessed or results folder
+
+
+def test_a_label_written_as_a_one_entry_list_is_scored_as_nnunet_reads_it(tmp_path, monkeypatch):
+    env = dataset_json_only(tmp_path, {"background": 0, "object": [1], "edge": 2})
+    assert in_process_study_of(monkeypatch, env, "905", "tiny", tmp_path / "bench").labels == {1: "object",
+                                                                                              2: "edge"}
 
 
 def test_a_model_folder_of_another_recipe_is_refused_not_reused(planned, tmp_path, monkeypatch):

@@ -53,38 +53,35 @@ def small_predictor(predictor_class=WholeStackPredictor, slab_depth=6, **kwargs)
     return predictor
 
 
-class OutOfMemoryOnce(torch.nn.Module):
-    """The network, whose first call raises what CUDA raises when the device's memory runs out."""
-
-    def __init__(self, network):
-        super().__init__()
-        self.module, self.calls = network, 0
-
-    def forward(self, x):
-        self.calls += 1
-        if self.calls == 1:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate ... (injected by the test)")
-        return self.module(x)
-
-
 class AttemptsRecorded(WholeStackPredictor):
     def _internal_predict_sliding_window_return_logits(self, data, slicers, do_on_device=True):
         self.attempts.append(do_on_device)
         return super()._internal_predict_sliding_window_return_logits(data, slicers, do_on_device)
 
 
-def test_out_of_memory_on_the_device_is_retried_with_results_on_the_cpu(capsys):
+class ResultsOutOfMemoryOnce(AttemptsRecorded):
+    """Its first tile raises what CUDA raises after the pass, as moving or adding the pass's output into results
+    arrays on a full device would."""
+
+    def _stack_in_chunks(self, x, reach):
+        out = super()._stack_in_chunks(x, reach)
+        if len(self.attempts) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate ... (injected by the test)")
+        return out
+
+
+def test_out_of_memory_outside_a_pass_is_retried_with_results_on_the_cpu(capsys):
     x = torch.randn(1, 9, 24, 20)
     normal = small_predictor().predict_sliding_window_return_logits(x)
-    predictor = small_predictor(AttemptsRecorded)
+    predictor = small_predictor(ResultsOutOfMemoryOnce)
     predictor.attempts = []
-    predictor.network = OutOfMemoryOnce(predictor.network)
     # what nnU-Net's predictor holds on CUDA (it turns it off for a CPU device); with it, nnU-Net's wrapper
     # tries with results on the device first
     predictor.perform_everything_on_device = True
     retried = predictor.predict_sliding_window_return_logits(x)
     assert predictor.attempts == [True, False]  # on the device, then again with results on the CPU
-    assert "Prediction on device was unsuccessful" in capsys.readouterr().out  # nnU-Net's message
+    said = capsys.readouterr().out
+    assert "Prediction on device was unsuccessful" in said and "Whole-stack prediction" not in said  # nnU-Net's
     assert torch.equal(retried, normal)
 
 
@@ -103,7 +100,7 @@ class MemoryForSlices(torch.nn.Module):
         return self.module(x)
 
 
-CUDA_OOM = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by the test)")
+CUDA_OOM = torch.cuda.OutOfMemoryError("Tried to allocate 2.00 GiB (injected by the test)")  # told by its class
 CPU_OOM = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
                        "you tried to allocate 4398046511104 bytes. Error code 12 (Cannot allocate memory)")
 
@@ -133,13 +130,13 @@ def test_out_of_memory_at_the_fewest_slices_names_the_command_that_needs_less(ca
     predictor.attempts = []
     reach = slab_network(predictor.network).reach
     predictor.network = MemoryForSlices(predictor.network, slices=2 * reach, error=CUDA_OOM)
-    predictor.perform_everything_on_device = True  # so that nnU-Net's fallback (results on the CPU) is tried too
-    with pytest.raises(RuntimeError, match=f"passes of {2 * reach + 1} slices.*Predict this model with "
-                                           f"nnUNetv2_predict.*torch said: CUDA out of memory"):
+    predictor.perform_everything_on_device = True  # nnU-Net's retry with results on the CPU would be possible
+    with pytest.raises(MemoryError, match=f"passes of {2 * reach + 1} slices, which cannot be made smaller.*Predict "
+                                          f"this model with nnUNetv2_predict.*torch said: Tried to allocate"):
         predictor.predict_sliding_window_return_logits(torch.randn(1, 40, 16, 16))
-    assert predictor.attempts == [True, False]
+    assert predictor.attempts == [True]  # not again with results on the CPU: the same passes would run
     # on the way down, from chunks of (16 - 8) // 2 = 4 on: each slice computed (4 + 8) / 4 = 3 times
-    assert "--chunk 4), the result does not change; each slice is now computed about 3 times, so nnUNetv2_predict " \
+    assert "(--chunk 4), the result does not change; each slice is now computed 3.0 times, so nnUNetv2_predict " \
            "may be faster" in capsys.readouterr().out
 
 
