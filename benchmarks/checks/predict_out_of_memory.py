@@ -17,11 +17,10 @@ import resource
 import shutil
 import subprocess
 import sys
-import time
 
 import SimpleITK as sitk
 
-from benchmarks.checks.predict_speed import DATASET_ID, NAME, TRAINER, prepare
+from benchmarks.checks.predict_speed import DATASET_ID, NAME, TRAINER, prepare, timed
 
 
 def predict(env: dict, out: str, limit_bytes: int = None) -> tuple:
@@ -34,17 +33,13 @@ def predict(env: dict, out: str, limit_bytes: int = None) -> tuple:
            "-d", str(DATASET_ID), "-c", "2d", "-tr", TRAINER, "-f", "0", "-device", "cpu", "--disable_tta",
            "-npp", "0", "-nps", "0"]
     shutil.rmtree(out, ignore_errors=True)
-    log = out + ".log"
-    t = time.perf_counter()
-    with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, preexec_fn=limit)
-        _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t
-    output = open(log).read()
-    if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-3000:]}")
-    retries = [line for line in output.splitlines() if line.startswith("Whole-stack prediction:")]
-    return seconds, usage.ru_maxrss / 1024, retries
+    with open(out + ".log", "w") as log:
+        try:
+            seconds, mib = timed(cmd, env, stdout=log, preexec_fn=limit)
+        except subprocess.CalledProcessError as e:
+            raise RuntimeError(f"{e}; its output: {out}.log") from None
+    retries = [line for line in open(out + ".log").read().splitlines() if line.startswith("Whole-stack prediction:")]
+    return seconds, mib, retries
 
 
 def main():

@@ -76,10 +76,11 @@ def prepare(workdir: str, depth: int, size: int) -> dict:
     return env
 
 
-def timed(cmd, env) -> tuple:
-    """(wall seconds, peak resident MiB of the process tree) of one command."""
+def timed(cmd, env, stdout=subprocess.DEVNULL, preexec_fn=None) -> tuple:
+    """(wall seconds, peak resident MiB of the process tree) of one command; stdout and preexec_fn as Popen's."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=None if stdout is subprocess.DEVNULL else stdout,
+                            preexec_fn=preexec_fn)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
